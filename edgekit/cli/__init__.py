@@ -1,0 +1,72 @@
+"""The `edgekit` command line: a thin layer that parses, calls the API and prints.
+
+Each command lives in its own module and is imported only when it runs (or when
+`--help` lists it), so `edgekit --help` loads no framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+
+# name -> "module:attribute"; a new command is one module plus one line here.
+COMMANDS: dict[str, str] = {
+    "inspect": "edgekit.cli.inspect_cmd:inspect_command",
+    "devices": "edgekit.cli.devices_cmd:devices_command",
+    "profiles": "edgekit.cli.profiles_cmd:profiles_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """edgekit: optimize, verify, benchmark and deploy neural networks for edge hardware.
+
+    Example: edgekit inspect model.tflite --json
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: maps edgekit errors to one sentence and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        rv = cli.main(args=args, prog_name="edgekit", standalone_mode=False)
+    except EdgekitError as exc:
+        if debug:
+            raise
+        click.echo(f"edgekit: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("edgekit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("edgekit: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,87 @@
+"""`edgekit profiles`: list and show hardware profiles (data only; loads no framework)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from edgekit.profiles import Profile, list_profiles, load_profile
+
+
+def _as_json(profile: Profile) -> dict[str, Any]:
+    data = profile.to_dict()
+    data["path"] = str(profile.path) if profile.path else None
+    return data
+
+
+@click.group("profiles")
+def profiles_command() -> None:
+    """List and show hardware target profiles.
+
+    Shipped profiles live in the repository's profiles/ folder; EDGEKIT_PROFILE_PATH
+    adds folders of your own (searched first).
+
+    Example: edgekit profiles show rpi4 --json
+    """
+
+
+@profiles_command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_command(as_json: bool) -> None:
+    """List every profile: name, arch, runtime, device, format, precision, description.
+
+    Example: edgekit profiles list --json
+    """
+    profiles = list_profiles()
+    if as_json:
+        click.echo(json.dumps([_as_json(p) for p in profiles], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="edgekit hardware profiles")
+    for column in ("name", "arch", "runtime", "device", "format", "precision"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description")
+    for p in profiles:
+        first_sentence = p.description.split(". ")[0].split(": ")[0].rstrip(".")
+        table.add_row(
+            p.name,
+            p.arch,
+            p.runtime,
+            p.device_label,
+            p.format,
+            ", ".join(p.precision),
+            first_sentence,
+        )
+    Console().print(table)
+
+
+@profiles_command.command("show")
+@click.argument("name_or_path")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+def show_command(name_or_path: str, as_json: bool) -> None:
+    """Show one profile, by shipped name or from the path of your own .toml file.
+
+    Example: edgekit profiles show ./my-board.toml
+    """
+    profile = load_profile(name_or_path)
+    data = _as_json(profile)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"profile {profile.name}", show_header=False)
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("value")
+    for key in ("description", "source", "path"):
+        table.add_row(key, str(data[key]))
+    for section in ("target", "quantization", "compiler", "limits"):
+        for key, value in data.get(section, {}).items():
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            table.add_row(f"{section}.{key}", shown)
+    Console().print(table)

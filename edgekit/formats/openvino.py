@@ -1,0 +1,77 @@
+"""OpenVINO IR reader, through OpenVINO's own model reader."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from edgekit.errors import ModelError
+from edgekit.formats import ModelInfo
+from edgekit.model import Dim, Model, Signature, TensorSpec
+
+
+def port_name(port: Any, fallback: str) -> str:
+    try:
+        return port.get_any_name()
+    except RuntimeError:  # unnamed port
+        return fallback
+
+
+def port_spec(port: Any, fallback: str) -> TensorSpec:
+    pshape = port.get_partial_shape()
+    shape: tuple[Dim, ...] | None
+    if pshape.rank.is_dynamic:
+        shape = None
+    else:
+        shape = tuple(d.get_length() if d.is_static else None for d in pshape)
+    etype = port.get_element_type()
+    try:
+        dtype = str(etype.to_dtype())
+    except Exception:  # element types with no numpy twin (e.g. u4)
+        dtype = etype.get_type_name()
+    return TensorSpec(port_name(port, fallback), shape, dtype)
+
+
+_NOISE = ("Exception from", "Check '", "FrontEnd API failed", "[")
+
+
+def explain_error(exc: BaseException) -> str:
+    """OpenVINO's messages stack source locations; keep the sentence that says why."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(_NOISE)] or lines or [type(exc).__name__]
+    reason = useful[-1].rstrip(".")
+    node = re.search(r"opset\d+::Constant ([^\[\s]+)", str(exc))
+    if node and node.group(1) not in reason:
+        reason += f" (at {node.group(1)})"
+    return reason
+
+
+def read_model(model: Model) -> Any:
+    import openvino as ov
+
+    try:
+        return ov.Core().read_model(str(model.path))
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{model.path}: OpenVINO cannot read this model: {explain_error(exc)}"
+        ) from None
+
+
+def read(model: Model) -> ModelInfo:
+    import numpy as np
+
+    ov_model = read_model(model)
+    inputs = tuple(port_spec(p, f"input_{i}") for i, p in enumerate(ov_model.inputs))
+    outputs = tuple(port_spec(p, f"output_{i}") for i, p in enumerate(ov_model.outputs))
+    ops: Counter[str] = Counter()
+    params = 0
+    for op in ov_model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("Parameter", "Result"):
+            continue
+        ops[kind] += 1
+        if kind == "Constant":
+            shape = op.get_output_shape(0)
+            params += int(np.prod(list(shape))) if len(shape) else 1
+    return ModelInfo(Signature(inputs, outputs), dict(ops), params)

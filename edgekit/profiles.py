@@ -1,0 +1,615 @@
+"""Hardware profiles: each edge target is a TOML file of data, read and validated here.
+
+A profile says how a model must look to run well on one piece of hardware: the
+runtime and its device or execution provider, the model format, the precisions
+to try in order of preference, threads, I/O dtypes, runtime-specific
+quantization options, an optional compiler step, and hard limits (size, tensor
+memory, static shapes, ops).
+
+Shipped profiles live in the repository's top-level ``profiles/`` folder; the
+``EDGEKIT_PROFILE_PATH`` environment variable adds folders of the user's own
+(``os.pathsep``-separated, searched before the shipped ones, so a user file can
+override a shipped name). ``load_profile`` also takes a path to a single
+``.toml`` file.
+
+Layout of a profile file (every table key is listed in ``SCHEMA`` below)::
+
+    name = "rpi4"
+    description = "Raspberry Pi 4 Model B ..."
+    source = "Raspberry Pi documentation ... (https://...)"
+
+    [target]
+    arch = "aarch64"
+    runtime = "litert"
+    device = "CPU"
+    format = "tflite"
+    precision = ["int8", "int8-float-fallback", "fp32"]
+    threads = 4
+    delegate = "xnnpack"
+
+    [quantization]            # optional, runtime-specific
+    activation_type = "uint8"
+
+    [compiler]                # optional, a step run after conversion
+    name = "edgetpu_compiler"
+    command = ["edgetpu_compiler", "--out_dir", "{out_dir}", "{model}"]
+
+    [limits]                  # optional
+    max_model_bytes = "1 MiB"
+    static_shapes = true
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+import platform
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import ProfileError
+
+__all__ = [
+    "Compiler",
+    "Limits",
+    "Profile",
+    "Quantization",
+    "SHIPPED_DIR",
+    "installed_runtimes",
+    "list_profiles",
+    "load_profile",
+    "profile_dirs",
+    "validate",
+]
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "profiles"
+ENV_VAR = "EDGEKIT_PROFILE_PATH"
+
+# --- capabilities as data: the vocabularies a profile may use -------------------
+
+ARCHES = ("x86_64", "aarch64", "armv7", "armv7m", "armv8m", "riscv64")
+RUNTIMES = ("litert", "onnxruntime", "openvino", "tflite-micro")
+FORMATS = ("tflite", "onnx", "openvino")
+PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "fp16", "int16x8", "fp32")
+DTYPES = ("float32", "float16", "int8", "uint8", "int16")
+DELEGATES = ("none", "xnnpack", "gpu", "edgetpu", "nnapi", "hexagon")
+DEVICES = ("CPU", "GPU", "NPU", "TPU", "AUTO")
+PROVIDERS = (
+    "CPUExecutionProvider",
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "QNNExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+    "NnapiExecutionProvider",
+    "XnnpackExecutionProvider",
+    "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "ACLExecutionProvider",
+    "ArmNNExecutionProvider",
+)
+QUANT_TYPES = ("int8", "uint8", "int16", "uint16")
+QUANT_FORMATS = ("QDQ", "QOperator")
+
+# Which model formats each runtime can load.
+RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
+    "litert": ("tflite",),
+    "tflite-micro": ("tflite",),
+    "onnxruntime": ("onnx",),
+    "openvino": ("openvino", "onnx"),
+}
+
+# platform.machine() spellings -> the arch names profiles use.
+_ARCH_ALIASES = {
+    "amd64": "x86_64",
+    "x64": "x86_64",
+    "x86_64": "x86_64",
+    "arm64": "aarch64",
+    "aarch64": "aarch64",
+    "armv7l": "armv7",
+    "armv7": "armv7",
+    "armhf": "armv7",
+    "riscv64": "riscv64",
+}
+
+# Python packages that provide each runtime, probed with find_spec (no import).
+_RUNTIME_MODULES = {
+    "litert": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
+    "onnxruntime": ("onnxruntime",),
+    "openvino": ("openvino",),
+}
+
+# --- the schema: table -> key -> (kind, required, choices) ----------------------
+# kinds: "str", "int", "bool", "size" (bytes: int or "256 KiB"), "str-list", "enum",
+# "enum-list", "table".
+
+_Spec = tuple[str, bool, tuple[str, ...]]
+
+SCHEMA: dict[str, dict[str, _Spec]] = {
+    "": {
+        "name": ("str", True, ()),
+        "description": ("str", True, ()),
+        "source": ("str", True, ()),
+        "target": ("table", True, ()),
+        "quantization": ("table", False, ()),
+        "compiler": ("table", False, ()),
+        "limits": ("table", False, ()),
+    },
+    "target": {
+        "arch": ("enum", True, ARCHES),
+        "runtime": ("enum", True, RUNTIMES),
+        "format": ("enum", True, FORMATS),
+        "precision": ("enum-list", True, PRECISIONS),
+        "device": ("enum", False, DEVICES),
+        "providers": ("enum-list", False, PROVIDERS),
+        "delegate": ("enum", False, DELEGATES),
+        "threads": ("int", False, ()),
+        "input_dtype": ("enum", False, DTYPES),
+        "output_dtype": ("enum", False, DTYPES),
+    },
+    "quantization": {
+        "activation_type": ("enum", False, QUANT_TYPES),
+        "weight_type": ("enum", False, QUANT_TYPES),
+        "per_channel": ("bool", False, ()),
+        "reduce_range": ("bool", False, ()),
+        "quant_format": ("enum", False, QUANT_FORMATS),
+    },
+    "compiler": {
+        "name": ("str", True, ()),
+        "command": ("str-list", True, ()),
+    },
+    "limits": {
+        "max_model_bytes": ("size", False, ()),
+        "max_arena_bytes": ("size", False, ()),
+        "static_shapes": ("bool", False, ()),
+        "unsupported_ops": ("str-list", False, ()),
+        "int8_only": ("bool", False, ()),
+    },
+}
+
+_KIND_WORDS = {
+    "str": "a string",
+    "int": "an integer",
+    "bool": "a boolean (true or false)",
+    "size": "a byte count (an integer, or a string such as '256 KiB')",
+    "str-list": "a list of strings",
+    "enum": "a string",
+    "enum-list": "a list of strings",
+    "table": "a table",
+}
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+# --- the data -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard limits of a target; ``None`` or empty means no limit."""
+
+    max_model_bytes: int | None = None  # model file(s) must fit (flash, storage, SRAM)
+    max_arena_bytes: int | None = None  # RAM for tensors (TFLM arena, activations)
+    static_shapes: bool = False  # every input dim must be fixed
+    unsupported_ops: tuple[str, ...] = ()  # op types the target cannot run
+    int8_only: bool = False  # every op must be fully integer-quantized
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Runtime-specific quantization options (ONNX Runtime names); ``None`` = the pass default."""
+
+    activation_type: str | None = None
+    weight_type: str | None = None
+    per_channel: bool | None = None
+    reduce_range: bool | None = None
+    quant_format: str | None = None
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """A tool run on the converted model; ``{model}`` and ``{out_dir}`` are filled in."""
+
+    name: str
+    command: tuple[str, ...]
+
+    def argv(self, model: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[str]:
+        """The command as an argument list (no shell) for one model and output folder."""
+        return [a.format(model=os.fspath(model), out_dir=os.fspath(out_dir)) for a in self.command]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One hardware target. Build it with ``load_profile`` or ``validate``, not by hand."""
+
+    name: str
+    description: str
+    source: str
+    arch: str
+    runtime: str
+    format: str
+    precision: tuple[str, ...]  # allowed precisions, most preferred first
+    device: str = "CPU"
+    providers: tuple[str, ...] = ()  # ONNX Runtime execution providers, in priority order
+    delegate: str | None = None  # LiteRT delegate
+    threads: int | None = None  # None: the runtime's default
+    input_dtype: str = "float32"
+    output_dtype: str = "float32"
+    quantization: Quantization = field(default_factory=Quantization)
+    compiler: Compiler | None = None
+    limits: Limits = field(default_factory=Limits)
+    path: Path | None = field(default=None, compare=False)  # where it was read from
+
+    @property
+    def provider(self) -> str | None:
+        """The preferred ONNX Runtime execution provider, or None for other runtimes."""
+        return self.providers[0] if self.providers else None
+
+    @property
+    def device_label(self) -> str:
+        """Where it runs: the device, with the ONNX Runtime provider or LiteRT delegate."""
+        if self.provider:
+            short = self.provider.removesuffix("ExecutionProvider").replace("Tensorrt", "TensorRT")
+            return f"{self.device} ({short})"
+        if self.delegate and self.delegate != "none":
+            return f"{self.device} ({self.delegate})"
+        return self.device
+
+    def runnable_here(
+        self,
+        machine_arch: str | None = None,
+        available_runtimes: Iterable[str] | None = None,
+    ) -> bool:
+        """Whether this machine can run the profile's models: same arch and runtime installed.
+
+        ``machine_arch`` defaults to ``platform.machine()``; ``available_runtimes``
+        defaults to the runtimes whose Python package is installed (probed without
+        importing it). The device or provider (GPU, NPU) is not checked here:
+        that needs the runtime itself.
+        """
+        arch = machine_arch if machine_arch is not None else platform.machine()
+        arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
+        runtimes = (
+            set(available_runtimes) if available_runtimes is not None else set(installed_runtimes())
+        )
+        return arch == self.arch and self.runtime in runtimes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile in its TOML layout (JSON-safe); ``validate(p.to_dict(), s) == p``."""
+        target: dict[str, Any] = {
+            "arch": self.arch,
+            "runtime": self.runtime,
+            "format": self.format,
+            "precision": list(self.precision),
+            "device": self.device,
+            "input_dtype": self.input_dtype,
+            "output_dtype": self.output_dtype,
+        }
+        if self.providers:
+            target["providers"] = list(self.providers)
+        if self.delegate is not None:
+            target["delegate"] = self.delegate
+        if self.threads is not None:
+            target["threads"] = self.threads
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "target": target,
+        }
+        quant = {k: v for k, v in vars(self.quantization).items() if v is not None}
+        if quant:
+            out["quantization"] = quant
+        if self.compiler is not None:
+            out["compiler"] = {"name": self.compiler.name, "command": list(self.compiler.command)}
+        limits = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in vars(self.limits).items()
+            if v is not None
+        }
+        out["limits"] = limits
+        return out
+
+
+# --- validation -----------------------------------------------------------------
+
+
+def _where(table: str) -> str:
+    return f"in [{table}]" if table else "at the top level"
+
+
+def _key_name(table: str, key: str) -> str:
+    return f"'{table}.{key}'" if table else f"'{key}'"
+
+
+def _hint(word: str, choices: Iterable[str], noun: str) -> str:
+    """'; did you mean 'x'? Valid keys: a, b.' (or '; valid keys: a, b.' when nothing is close)."""
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    listed = ", ".join(choices) or "(none)"
+    if close:
+        return f"; did you mean '{close[0]}'? {noun.capitalize()}: {listed}."
+    return f"; {noun}: {listed}."
+
+
+def _parse_size(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            unit = (m.group(2) or "b").lower()
+            return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    return None
+
+
+def _check_value(source: str, table: str, key: str, spec: _Spec, value: object) -> object:
+    """Check one value against its spec and return it normalized (tuples for lists)."""
+    kind, _, choices = spec
+    name = _key_name(table, key)
+
+    def wrong_type() -> ProfileError:
+        return ProfileError(
+            f"{source}: {name} must be {_KIND_WORDS[kind]}, got {value!r} ({type(value).__name__})."
+        )
+
+    if kind == "table":
+        if not isinstance(value, Mapping):
+            raise wrong_type()
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise wrong_type()
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong_type()
+        if value < 1:
+            raise ProfileError(f"{source}: {name} must be at least 1, got {value}.")
+        return value
+    if kind == "size":
+        size = _parse_size(value)
+        if size is None:
+            raise wrong_type()
+        if size < 1:
+            raise ProfileError(f"{source}: {name} must be a positive byte count, got {value!r}.")
+        return size
+    if kind in ("str", "enum"):
+        if not isinstance(value, str):
+            raise wrong_type()
+        if not value.strip():
+            raise ProfileError(f"{source}: {name} must not be empty.")
+        if kind == "enum" and value not in choices:
+            raise ProfileError(
+                f"{source}: unknown value {value!r} for {name}"
+                f"{_hint(value, choices, 'valid values')}"
+            )
+        return value
+    if kind in ("str-list", "enum-list"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong_type()
+        if kind == "enum-list":
+            for item in value:
+                if item not in choices:
+                    raise ProfileError(
+                        f"{source}: unknown value {item!r} in {name}"
+                        f"{_hint(item, choices, 'valid values')}"
+                    )
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ProfileError(f"{source}: {name} lists {dupes[0]!r} more than once.")
+        return tuple(value)
+    raise AssertionError(f"unknown schema kind {kind!r}")  # a bug in SCHEMA, not the user's
+
+
+def _check_table(source: str, table: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    specs = SCHEMA[table]
+    for key in data:
+        if key not in specs:
+            raise ProfileError(
+                f"{source}: unknown key '{key}' {_where(table)}{_hint(key, specs, 'valid keys')}"
+            )
+    for key, (_, required, _) in specs.items():
+        if required and key not in data:
+            what = "table" if specs[key][0] == "table" else "key"
+            raise ProfileError(f"{source}: missing required {what} {_key_name(table, key)}.")
+    return {key: _check_value(source, table, key, specs[key], v) for key, v in data.items()}
+
+
+def validate(data: Mapping[str, Any], source: str, *, path: Path | None = None) -> Profile:
+    """Check parsed profile data against the schema and build a ``Profile``.
+
+    ``source`` names the data in error messages (usually the file name). Raises
+    ``ProfileError`` with one sentence naming the file, the key and what is valid.
+    """
+    if not isinstance(data, Mapping):
+        raise ProfileError(f"{source}: a profile must be a table, got {type(data).__name__}.")
+    top = _check_table(source, "", data)
+    target = _check_table(source, "target", top["target"])
+    quant = _check_table(source, "quantization", top.get("quantization", {}))
+    comp = _check_table(source, "compiler", top["compiler"]) if "compiler" in top else None
+    limits_data = _check_table(source, "limits", top.get("limits", {}))
+
+    name = top["name"]
+    if not _NAME_RE.match(name):
+        raise ProfileError(
+            f"{source}: 'name' {name!r} must be lowercase letters, digits, '.', '_' or '-'."
+        )
+    runtime, fmt = target["runtime"], target["format"]
+    if fmt not in RUNTIME_FORMATS[runtime]:
+        raise ProfileError(
+            f"{source}: 'target.format' {fmt!r} cannot be run by runtime {runtime!r}; "
+            f"use {' or '.join(repr(f) for f in RUNTIME_FORMATS[runtime])}."
+        )
+    precision = target["precision"]
+    if not precision:
+        raise ProfileError(f"{source}: 'target.precision' must list at least one precision.")
+    if "providers" in target and runtime != "onnxruntime":
+        raise ProfileError(
+            f"{source}: 'target.providers' applies only to runtime 'onnxruntime', "
+            f"not {runtime!r}; remove it."
+        )
+    if "delegate" in target and runtime not in ("litert", "tflite-micro"):
+        raise ProfileError(
+            f"{source}: 'target.delegate' applies only to runtime 'litert', not {runtime!r}; "
+            "remove it."
+        )
+    limits = Limits(**limits_data)
+    if limits.int8_only and precision != ("int8",):
+        raise ProfileError(
+            f"{source}: 'limits.int8_only' is true, so 'target.precision' must be "
+            f'["int8"], got {list(precision)}.'
+        )
+    if comp is not None:
+        if not comp["command"]:
+            raise ProfileError(f"{source}: 'compiler.command' must not be empty.")
+        if not any("{model}" in a for a in comp["command"]):
+            raise ProfileError(
+                f"{source}: 'compiler.command' must contain the placeholder '{{model}}'."
+            )
+    providers = target.get("providers", ())
+    if runtime == "onnxruntime" and not providers:
+        providers = ("CPUExecutionProvider",)
+
+    return Profile(
+        name=name,
+        description=top["description"],
+        source=top["source"],
+        arch=target["arch"],
+        runtime=runtime,
+        format=fmt,
+        precision=precision,
+        device=target.get("device", "CPU"),
+        providers=providers,
+        delegate=target.get("delegate"),
+        threads=target.get("threads"),
+        input_dtype=target.get("input_dtype", "float32"),
+        output_dtype=target.get("output_dtype", "float32"),
+        quantization=Quantization(**quant),
+        compiler=Compiler(comp["name"], comp["command"]) if comp is not None else None,
+        limits=limits,
+        path=path,
+    )
+
+
+# --- files and search path ------------------------------------------------------
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(text)
+
+
+def _read_file(path: Path, label: str) -> Profile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"profile file '{path}' does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{label}: cannot read the profile file ({exc}).") from None
+    try:
+        data = _toml_loads(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError; its text ends "(at line L, column C)"
+        raise ProfileError(f"{label}: invalid TOML: {exc}.") from None
+    return validate(data, label, path=path)
+
+
+def profile_dirs() -> list[Path]:
+    """Folders searched for profiles by name: ``EDGEKIT_PROFILE_PATH`` ones first, then shipped."""
+    dirs = []
+    for entry in os.environ.get(ENV_VAR, "").split(os.pathsep):
+        if not entry.strip():
+            continue
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise ProfileError(f"{ENV_VAR} folder '{folder}' does not exist or is not a folder.")
+        dirs.append(folder)
+    dirs.append(SHIPPED_DIR)
+    return dirs
+
+
+def _profile_files() -> dict[str, Path]:
+    """name -> file, the first folder in ``profile_dirs()`` winning."""
+    found: dict[str, Path] = {}
+    for folder in profile_dirs():
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.glob("*.toml")):
+            found.setdefault(file.stem, file)
+    return found
+
+
+def _label(path: Path) -> str:
+    return f"profiles/{path.name}" if path.parent == SHIPPED_DIR else str(path)
+
+
+def _load_named_file(name: str, path: Path) -> Profile:
+    profile = _read_file(path, _label(path))
+    if profile.name != name:
+        raise ProfileError(
+            f"{_label(path)}: 'name' is {profile.name!r} but the file is named {name!r}; "
+            "make them match."
+        )
+    return profile
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith(".toml") or "/" in text or os.sep in text
+
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
+    """Load a profile by shipped name (``"rpi4"``) or from the path of a user's ``.toml`` file."""
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, os.PathLike) or _looks_like_path(text):
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise ProfileError(f"profile path '{path}' is a folder, not a .toml file.")
+        return _read_file(path, str(path))
+    files = _profile_files()
+    if text in files:
+        return _load_named_file(text, files[text])
+    names = sorted(files)
+    kind = "Available" if os.environ.get(ENV_VAR, "").strip() else "Shipped"
+    raise ProfileError(f"unknown profile '{text}'{_hint(text, names, f'{kind} profiles')}")
+
+
+def list_profiles() -> list[Profile]:
+    """Every profile found by name (user folders first, then shipped), sorted by name."""
+    return [_load_named_file(name, path) for name, path in sorted(_profile_files().items())]
+
+
+def installed_runtimes() -> list[str]:
+    """Runtimes whose Python package is installed, probed without importing any of them."""
+    found = []
+    for runtime, modules in _RUNTIME_MODULES.items():
+        for module in modules:
+            try:
+                if importlib.util.find_spec(module) is not None:
+                    found.append(runtime)
+                    break
+            except (ImportError, ValueError):
+                continue
+    return found

@@ -1,0 +1,154 @@
+"""The Runtime and Session interfaces every inference backend implements.
+
+A `Runtime` says which formats it runs, whether it is installed, and opens a
+`Session`. A `Session` holds a loaded model: `run(feeds)` checks the feeds
+against the signature and returns outputs by name; `bind(feeds)` returns a
+zero-argument callable that runs one inference on pre-set inputs, which is what
+the benchmark harness times.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgekit.errors import InputError, MissingDependencyError, UnsupportedModelError
+from edgekit.model import Model, Signature, TensorSpec
+
+
+class Session(abc.ABC):
+    """A model loaded on a runtime and device, ready to run."""
+
+    runtime: str
+    device: str
+    threads: int | None
+    provider: str | None = None
+
+    def __init__(self, model: Model, signature: Signature) -> None:
+        self.model = model
+        self.signature = signature
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check `feeds` against the signature, run once, return outputs by name in order."""
+        return self._run(check_feeds(self.signature, feeds, self.model))
+
+    @abc.abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference on checked feeds."""
+
+    def bind(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], Any]:
+        """Pre-set inputs and return a callable that runs one inference with them.
+
+        Subclasses override this to keep per-call Python work minimal; what the
+        callable does (input copy, output read) is stated by `timed_region`.
+        """
+        checked = check_feeds(self.signature, feeds, self.model)
+        return lambda: self._run(checked)
+
+    timed_region: ClassVar[str] = "input copy + inference + output read"
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most sessions free on GC
+        """Release the runtime's resources."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Runtime(abc.ABC):
+    """An inference runtime: which formats it runs, and how to open a session."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]
+    package: ClassVar[str]  # the pip package that provides it
+
+    @classmethod
+    @abc.abstractmethod
+    def available(cls) -> bool:
+        """True when the runtime's package imports here."""
+
+    @classmethod
+    @abc.abstractmethod
+    def version(cls) -> str | None:
+        """The installed version, or None."""
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        """Devices (or execution providers) this runtime can use on this machine."""
+        return ["CPU"]
+
+    @classmethod
+    @abc.abstractmethod
+    def open(
+        cls,
+        model: Model,
+        *,
+        device: str | None = None,
+        threads: int | None = None,
+        provider: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Load `model` and return a ready Session."""
+
+    @classmethod
+    def require(cls) -> None:
+        if not cls.available():
+            raise MissingDependencyError(
+                f"the {cls.name} runtime is not installed; run: pip install {cls.package}"
+            )
+
+    @classmethod
+    def check_format(cls, model: Model) -> None:
+        if str(model.format) not in cls.formats:
+            raise UnsupportedModelError(
+                f"{model.path}: the {cls.name} runtime cannot run {model.format} models "
+                f"(it runs {', '.join(cls.formats)}); convert it first, e.g. "
+                f"`edgekit convert {model.path.name} --to {cls.formats[0]}`"
+            )
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _shape_matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:
+    if spec.shape is None:
+        return True
+    if len(spec.shape) != len(shape):
+        return False
+    return all(not isinstance(d, int) or d == s for d, s in zip(spec.shape, shape, strict=True))
+
+
+def check_feeds(
+    signature: Signature, feeds: Mapping[str, np.ndarray], model: Model | None = None
+) -> dict[str, np.ndarray]:
+    """Match feeds to the signature by name, shape and dtype; one sentence on a mismatch."""
+    where = f"{model.path}: " if model is not None else ""
+    expected = [t.name for t in signature.inputs]
+    missing = [n for n in expected if n not in feeds]
+    extra = [n for n in feeds if n not in expected]
+    if missing or extra:
+        raise InputError(
+            f"{where}inputs do not match the model: expected {expected}, "
+            f"missing {missing}, unexpected {extra}"
+        )
+    out = {}
+    for spec in signature.inputs:
+        arr = np.asarray(feeds[spec.name])
+        if str(arr.dtype) != spec.dtype:
+            raise InputError(
+                f"{where}input '{spec.name}' has dtype {arr.dtype}, the model expects {spec.dtype}"
+            )
+        if not _shape_matches(spec, arr.shape):
+            want = "?" if spec.shape is None else list(spec.shape)
+            raise InputError(
+                f"{where}input '{spec.name}' has shape {list(arr.shape)}, the model expects {want}"
+            )
+        out[spec.name] = arr
+    return out

@@ -1,0 +1,148 @@
+"""ONNX Runtime: CPU by default, any installed execution provider on request."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import UnsupportedModelError
+from edgekit.model import Model
+from edgekit.runtimes.base import Runtime, Session, check_feeds, first_line
+
+# Short names users type -> ONNX Runtime execution provider names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+}
+
+
+def resolve_provider(provider: str | None, device: str | None) -> str:
+    """The execution provider name for a user's --provider/--device choice."""
+    choice = provider or device or "cpu"
+    return PROVIDER_ALIASES.get(choice.lower(), choice)
+
+
+def _explain(exc: BaseException) -> str:
+    text = str(exc)
+    node = re.search(r"[Nn]ode(?: name)?[: ]+'?([\w/.:-]+)'?", text)
+    op = re.search(r"(?:op_type|OpType|type)[:= ]+'?(\w+)'?", text)
+    detail = first_line(exc)
+    parts = []
+    if op:
+        parts.append(f"op {op.group(1)}")
+    if node:
+        parts.append(f"node {node.group(1)}")
+    return f"{', '.join(parts)}: {detail}" if parts else detail
+
+
+class OrtSession(Session):
+    runtime = "onnxruntime"
+    timed_region = "session.run with pre-built feed dict (includes output allocation and copy)"
+
+    def __init__(self, model: Model, sess: Any, provider: str, threads: int | None) -> None:
+        super().__init__(model, model.signature)
+        self.sess = sess
+        self.provider = provider
+        self.device = (
+            "GPU" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "CPU"
+        )
+        self.threads = threads
+        self._out_names = [o.name for o in sess.get_outputs()]
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            outs = self.sess.run(self._out_names, feeds)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
+            raise UnsupportedModelError(
+                f"{self.model.path}: ONNX Runtime failed to run the model: {_explain(exc)}"
+            ) from None
+        return dict(zip(self._out_names, outs, strict=True))
+
+    def bind(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], Any]:
+        checked = check_feeds(self.signature, feeds, self.model)
+        run, names = self.sess.run, self._out_names
+        return lambda: run(names, checked)
+
+    def close(self) -> None:
+        self.sess = None
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    formats = ("onnx",)
+    package = "onnxruntime"
+
+    @classmethod
+    def available(cls) -> bool:
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    @classmethod
+    def version(cls) -> str | None:
+        if not cls.available():
+            return None
+        import onnxruntime as ort
+
+        return ort.__version__
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        if not cls.available():
+            return []
+        import onnxruntime as ort
+
+        return list(ort.get_available_providers())
+
+    @classmethod
+    def open(
+        cls,
+        model: Model,
+        *,
+        device: str | None = None,
+        threads: int | None = None,
+        provider: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Session:
+        cls.require()
+        cls.check_format(model)
+        import onnxruntime as ort
+
+        chosen = resolve_provider(provider, device)
+        available = ort.get_available_providers()
+        if chosen not in available:
+            raise UnsupportedModelError(
+                f"ONNX Runtime execution provider {chosen} is not available here "
+                f"(available: {', '.join(available)}); install the matching onnxruntime package "
+                "(e.g. onnxruntime-gpu for CUDA/TensorRT)"
+            )
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        level = (options or {}).get("graph_optimization_level")
+        if level is not None:
+            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        providers = (
+            [chosen] if chosen == "CPUExecutionProvider" else [chosen, "CPUExecutionProvider"]
+        )
+        model.signature  # noqa: B018 - a damaged file is a ModelError before ORT sees it
+        try:
+            sess = ort.InferenceSession(str(model.path), so, providers=providers)
+        except Exception as exc:  # onnxruntime's exception types are not importable uniformly
+            raise UnsupportedModelError(
+                f"{model.path}: ONNX Runtime refuses this model: {_explain(exc)}"
+            ) from None
+        return OrtSession(model, sess, chosen, threads)
