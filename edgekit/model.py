@@ -162,8 +162,9 @@ def detect_format(path: str | os.PathLike) -> tuple[Format, list[Path]]:
         return _detect_zip(p)
     if head.lstrip().startswith(b"<"):
         return _detect_xml(p)
-    if _looks_like_onnx(p):
-        return Format.ONNX, [p]
+    onnx_files = _onnx_files(p)
+    if onnx_files:
+        return Format.ONNX, onnx_files
     raise ModelError(
         f"{p}: not a model edgekit recognizes (expected a TFLite flatbuffer, an ONNX protobuf, "
         "an OpenVINO IR .xml with its .bin, a SavedModel folder, or a .keras/.h5 file); "
@@ -213,19 +214,27 @@ def _detect_xml(p: Path) -> tuple[Format, list[Path]]:
     return Format.OPENVINO, [p, bin_path]
 
 
-def _looks_like_onnx(p: Path) -> bool:
-    """Parse the protobuf header; random bytes fail or leave no graph."""
+def _onnx_files(p: Path) -> list[Path]:
+    """[model, its external data files] when `p` parses as an ONNX model with a graph, else [].
+
+    Random bytes fail to parse or leave no graph. External data that points outside
+    the model's folder is refused here, before anything can read it.
+    """
     try:
         from onnx import ModelProto
     except ImportError:
-        return p.suffix.lower() == ".onnx"
+        return [p] if p.suffix.lower() == ".onnx" else []
     proto = ModelProto()
     try:
         with open(p, "rb") as fh:
             proto.ParseFromString(fh.read())
     except Exception:  # protobuf raises DecodeError and assorted RuntimeErrors on garbage
-        return False
-    return proto.ir_version > 0 and proto.HasField("graph") and len(proto.graph.node) > 0
+        return []
+    if not (proto.ir_version > 0 and proto.HasField("graph") and len(proto.graph.node) > 0):
+        return []
+    from edgekit.formats.onnx import external_files
+
+    return [p, *(f for f in external_files(proto, p) if f.is_file())]
 
 
 def load(path: str | os.PathLike, *, trust_model: bool = False) -> Model:

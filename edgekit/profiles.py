@@ -59,6 +59,7 @@ __all__ = [
     "Profile",
     "Quantization",
     "SHIPPED_DIR",
+    "format_bytes",
     "installed_runtimes",
     "list_profiles",
     "load_profile",
@@ -261,11 +262,16 @@ class Profile:
         return self.providers[0] if self.providers else None
 
     @property
+    def summary(self) -> str:
+        """The description's first sentence: which hardware this is, for one-line listings."""
+        return re.split(r"(?<=\.)\s", self.description.strip(), maxsplit=1)[0].rstrip(".")
+
+    @property
     def device_label(self) -> str:
         """Where it runs: the device, with the ONNX Runtime provider or LiteRT delegate."""
         if self.provider:
             short = self.provider.removesuffix("ExecutionProvider").replace("Tensorrt", "TensorRT")
-            return f"{self.device} ({short})"
+            return self.device if short == self.device else f"{self.device} ({short})"
         if self.delegate and self.delegate != "none":
             return f"{self.device} ({self.delegate})"
         return self.device
@@ -613,3 +619,12 @@ def installed_runtimes() -> list[str]:
             except (ImportError, ValueError):
                 continue
     return found
+
+
+def format_bytes(n: int) -> str:
+    """A byte count in binary units, as a profile may write it: ``262144`` -> ``'256 KiB'``."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} B"

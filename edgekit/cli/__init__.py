@@ -19,6 +19,14 @@ COMMANDS: dict[str, str] = {
     "inspect": "edgekit.cli.inspect_cmd:inspect_command",
     "devices": "edgekit.cli.devices_cmd:devices_command",
     "profiles": "edgekit.cli.profiles_cmd:profiles_command",
+    "optimize": "edgekit.cli.optimize_cmd:optimize_command",
+    "convert": "edgekit.cli.convert_cmd:convert_command",
+    "deploy": "edgekit.cli.deploy_cmd:deploy_command",
+    "run": "edgekit.cli.run_cmd:run_command",
+    "bench": "edgekit.cli.bench_cmd:bench_command",
+    "compare": "edgekit.cli.compare_cmd:compare_command",
+    "train": "edgekit.cli.train_cmd:train_command",
+    "eval": "edgekit.cli.eval_cmd:eval_command",
 }
 
 

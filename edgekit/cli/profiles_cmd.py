@@ -7,13 +7,25 @@ from typing import Any
 
 import click
 
-from edgekit.profiles import Profile, list_profiles, load_profile
+from edgekit.profiles import Profile, format_bytes, list_profiles, load_profile
 
 
 def _as_json(profile: Profile) -> dict[str, Any]:
     data = profile.to_dict()
     data["path"] = str(profile.path) if profile.path else None
     return data
+
+
+def _show_value(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and not value:
+        return "(none)"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) if key == "command" else ", ".join(map(str, value))
+    if isinstance(value, int) and key.endswith("_bytes"):
+        return f"{value} ({format_bytes(value)})"
+    return str(value)
 
 
 @click.group("profiles")
@@ -38,25 +50,25 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([_as_json(p) for p in profiles], indent=2))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="edgekit hardware profiles")
-    for column in ("name", "arch", "runtime", "device", "format", "precision"):
+    console = Console()
+    # Below ~110 columns (a pipe is 80) the descriptions would squeeze the data to nothing.
+    wide = console.width >= 110
+    table = Table(title="edgekit hardware profiles", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("name", "arch", "runtime", "device", "format"):
         table.add_column(column, no_wrap=True)
-    table.add_column("description")
+    table.add_column("precision")
+    if wide:
+        table.add_column("description", min_width=30)
+    else:
+        table.caption = "Descriptions: edgekit profiles show NAME, or a wider terminal."
     for p in profiles:
-        first_sentence = p.description.split(". ")[0].split(": ")[0].rstrip(".")
-        table.add_row(
-            p.name,
-            p.arch,
-            p.runtime,
-            p.device_label,
-            p.format,
-            ", ".join(p.precision),
-            first_sentence,
-        )
-    Console().print(table)
+        row = [p.name, p.arch, p.runtime, p.device_label, p.format, ", ".join(p.precision)]
+        table.add_row(*row, *([p.summary] if wide else []))
+    console.print(table)
 
 
 @profiles_command.command("show")
@@ -82,6 +94,5 @@ def show_command(name_or_path: str, as_json: bool) -> None:
         table.add_row(key, str(data[key]))
     for section in ("target", "quantization", "compiler", "limits"):
         for key, value in data.get(section, {}).items():
-            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-            table.add_row(f"{section}.{key}", shown)
+            table.add_row(f"{section}.{key}", _show_value(key, value))
     Console().print(table)

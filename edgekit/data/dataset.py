@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,9 +168,11 @@ def _read_npz(arg: str) -> RawData:
     y = np.array([index[v] for v in y.tolist()], dtype=np.int64)
     if y_test is not None:
         y_test = np.array([index[v] for v in y_test.tolist()], dtype=np.int64)
-    if np.issubdtype(x.dtype, np.integer):
-        value_max = float(np.iinfo(x.dtype).max) if x.dtype == np.uint8 else float(np.abs(x).max())
-    else:
+    # Integer pixels are scaled to 0..1 (uint8 by 255); floats are taken as they are.
+    value_max = 1.0
+    if x.dtype == np.uint8:
+        value_max = 255.0
+    elif np.issubdtype(x.dtype, np.integer):
         value_max = float(np.abs(x).max())
     return RawData(
         name=f"npz:{arg}",
@@ -327,17 +328,11 @@ def _fit_preprocess(
         x1 = pre.images(x_train)
         axes = (0, 1, 2)
     if normalize:
+        # One statistic per image channel, or per last-axis feature for arrays.
         mean = x1.mean(axis=axes, dtype=np.float64)
         std = x1.std(axis=axes, dtype=np.float64)
-        std = np.where(std < 1e-6, 1.0, std)
-        if pre.kind == "image" or mean.size > 1:
-            pre.mean, pre.std = mean.ravel().tolist(), std.ravel().tolist()
-        else:
-            pre.mean, pre.std = [float(mean)], [float(std)]
-        if pre.kind == "array":
-            # One statistic per last-axis feature, or one scalar when features are few.
-            pre.mean = [float(m) for m in np.ravel(mean)]
-            pre.std = [float(s) for s in np.ravel(std)]
+        pre.mean = np.ravel(mean).tolist()
+        pre.std = np.where(np.ravel(std) < 1e-6, 1.0, np.ravel(std)).tolist()
     return pre
 
 
@@ -402,11 +397,3 @@ def load_dataset(
     if len(ds.class_names) < int(max(ds.y_train.max(), ds.y_test.max())) + 1:
         ds.class_names = [str(i) for i in range(int(max(ds.y_train.max(), ds.y_test.max())) + 1)]
     return ds
-
-
-def as_path(spec: str | os.PathLike | Sequence) -> str:
-    """A dataset spec as a string (paths become ``npz:`` or ``images:`` specs)."""
-    p = Path(str(spec))
-    if p.suffix == ".npz":
-        return f"npz:{p}"
-    return str(spec)

@@ -88,6 +88,9 @@ class Preprocess:
         with os.fdopen(fd, "w") as f:
             json.dump(self.to_dict(), f, indent=2)
             f.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal file rights
         os.replace(tmp, path)
         return path
 

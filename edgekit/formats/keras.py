@@ -1,7 +1,17 @@
-"""Keras reader (.keras archive or legacy .h5), loaded with safe_mode unless trusted."""
+"""Keras reader (.keras archive or legacy .h5), loaded with safe_mode unless trusted.
+
+An untrusted file is checked twice before Keras builds anything from it: edgekit
+reads the model's config JSON itself (`config.json` in a .keras archive, the
+`model_config` attribute of an .h5) and refuses Lambda layers, serialized Python
+lambdas and references to modules outside Keras; then Keras loads it with
+`safe_mode=True`. The first check does not depend on the installed Keras getting
+safe_mode right (Keras before 3.11.3 ignored it for .h5 files, CVE-2025-9905).
+"""
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections import Counter
 from typing import Any
 
@@ -9,9 +19,74 @@ from edgekit.errors import ModelError, UnsupportedModelError
 from edgekit.formats import ModelInfo
 from edgekit.model import Model, Signature, TensorSpec
 
+# Packages whose objects a config may name: Keras itself and its official model libraries.
+_TRUSTED_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "builtins"})
+# A .keras config larger than this is not a model config.
+_MAX_CONFIG_BYTES = 64 << 20
+
+
+def _code_refusal(model: Model, what: str) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"{model.path}: the model contains Python code ({what}), which edgekit does not run "
+        "from an untrusted file; pass --trust-model if you trust where it came from"
+    )
+
+
+def _read_config(model: Model) -> Any:
+    """The model's config JSON, read without Keras (so nothing in it is built or imported)."""
+    try:
+        if zipfile.is_zipfile(model.path):
+            with zipfile.ZipFile(model.path) as zf:
+                name = "config.json"
+                if zf.getinfo(name).file_size > _MAX_CONFIG_BYTES:
+                    raise ModelError(f"{model.path}: its config.json is implausibly large")
+                text = zf.read(name)
+        else:
+            import h5py
+
+            with h5py.File(model.path, "r") as fh:
+                text = fh.attrs.get("model_config")
+            if text is None:
+                raise ModelError(f"{model.path}: an .h5 file without a Keras model config")
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(str(text))
+    except ModelError:
+        raise
+    except Exception as exc:  # zip, h5py, UTF-8, JSON and RecursionError (deep JSON) alike
+        raise ModelError(
+            f"{model.path}: a damaged Keras file, its model config is unreadable "
+            f"({_first_line(str(exc)) if str(exc) else type(exc).__name__})"
+        ) from None
+
+
+def check_no_code(model: Model, config: Any) -> None:
+    """Raise UnsupportedModelError if the config would run or import Python code."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        class_name = node.get("class_name")
+        if class_name == "Lambda":
+            layer = node.get("config")
+            name = layer.get("name") if isinstance(layer, dict) else None
+            raise _code_refusal(model, f"a Lambda layer {name!r}" if name else "a Lambda layer")
+        if class_name == "__lambda__" or node.get("function_type") == "lambda":
+            raise _code_refusal(model, "a serialized Python function")
+        module = node.get("module")
+        if isinstance(module, str) and module.split(".")[0] not in _TRUSTED_PACKAGES:
+            raise _code_refusal(model, f"an object from the Python module {module!r}")
+        stack.extend(node.values())
+
 
 def load_keras(model: Model) -> Any:
     """Load the Keras model; safe_mode refuses embedded code unless the user trusts the file."""
+    if not model.trust_model:
+        check_no_code(model, _read_config(model))
     import keras
 
     try:

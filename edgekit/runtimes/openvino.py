@@ -46,6 +46,13 @@ class OpenVINOSession(Session):
         self.device = device
         self.threads = threads
         self.request = compiled.create_infer_request()
+        if not device.upper().startswith("CPU"):
+            # a synchronous infer() returns after the device finished and outputs are readable
+            self.timed_region = (
+                f"infer_request.infer on {device}, synchronous (returns after the device "
+                "finished): host-to-device input transfer + inference + output made readable "
+                "on the host (outputs read as views)"
+            )
         self._names_out = [t.name for t in self.signature.outputs]
         if len(self._names_out) != len(compiled.outputs):
             self._names_out = [f"output_{i}" for i in range(len(compiled.outputs))]

@@ -1,0 +1,204 @@
+"""`edgekit bench`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from edgekit.cli._common import console
+
+
+def _summary(report: Any) -> None:
+    from rich.table import Table
+
+    d = report.to_dict()
+    lat, rt, proto = d["latency_ms"], d["runtime"], d["protocol"]
+    out = console()
+    threads = rt["threads"] if rt["threads"] is not None else "default"
+    out.print(
+        f"[bold]{d['model']['path']}[/bold]  {rt['name']} {rt['version']}  device={rt['device']}"
+        + (f"  provider={rt['provider']}" if rt["provider"] else "")
+        + f"  threads={threads}  mode={proto['mode']}"
+    )
+    table = Table(title=None, show_header=True)
+    for col in ("", "value"):
+        table.add_column(col)
+    ci = lat["median_ci"]
+    ci_txt = f"[{ci['low']:.4g}, {ci['high']:.4g}]" if ci["low"] is not None else "n/a"
+    table.add_row("median (ms)", f"[bold]{lat['median']:.4g}[/bold]  95% CI {ci_txt}")
+    table.add_row(
+        "p90 / p99 / p99.9 (ms)", f"{lat['p90']:.4g} / {lat['p99']:.4g} / {lat['p999']:.4g}"
+    )
+    table.add_row("min / max (ms)", f"{lat['min']:.4g} / {lat['max']:.4g}")
+    table.add_row(
+        "mean ± std (ms)", f"{lat['mean']:.4g} ± {lat['std']:.3g}  (cv {lat['cv'] or 0:.3f})"
+    )
+    drift = lat["drift"]
+    table.add_row("drift first→last third", "n/a" if drift is None else f"{drift:+.2%}")
+    tp = d["throughput"]
+    table.add_row(
+        "throughput",
+        f"{tp['inferences_per_s']:.1f} inferences/s at concurrency {tp['concurrency']}",
+    )
+    ph = d["phases_ms"]
+    table.add_row(
+        "phases (ms)",
+        f"load {ph['load']:.1f}  first {ph['first_inference']:.2f}  warm-up {ph['warmup']:.0f}"
+        f" ({proto['warmup']['runs']} runs, {'stable' if proto['warmup']['stable'] else 'NOT stable'})",
+    )
+    table.add_row(
+        "runs", f"{lat['n']} in {proto['processes']} process(es); stopped: {proto['stop_reason']}"
+    )
+    mem = d["memory_mb"]
+    if mem["peak_rss"] is not None:
+        table.add_row(
+            "memory (MB)",
+            f"rss {mem['rss_before_load']} → {mem['rss_after_load']} after load, peak {mem['peak_rss']}",
+        )
+    table.add_row("timed region", proto["timed_region"])
+    out.print(table)
+    for w in d["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {w}")
+
+
+class _Bar:
+    """A rich progress bar on stderr, shown only on a terminal and only after one second."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.monotonic
+        self._start = self._time()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, phase: str, fraction: float) -> None:
+        if self._progress is None:
+            if self._time() - self._start < 1.0:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description:>14}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(phase, total=1.0)
+        self._progress.update(self._task, description=phase, completed=fraction)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@click.command("bench")
+@click.argument("model", type=click.Path())
+@click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).")
+@click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
+@click.option("--provider", help="ONNX Runtime execution provider (cpu, cuda, tensorrt, ...).")
+@click.option("--threads", type=int, help="Inference threads (default: the runtime's).")
+@click.option(
+    "--batch", type=int, default=1, show_default=True, help="Batch size for dynamic batch dims."
+)
+@click.option(
+    "--input", "input_file", type=click.Path(), help="Inputs from a .npz, one array per input name."
+)
+@click.option(
+    "--input-shape", "input_shapes", multiple=True, help="NAME=D1,D2,... for dynamic inputs."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of generated inputs.")
+@click.option(
+    "--warmup", help="Minimum warm-up: runs (20) or seconds (1.5s); extended until stable."
+)
+@click.option("--min-runs", type=int, help="Steady state lasts at least this many runs.")
+@click.option("--min-time", type=float, help="...and at least this many seconds.")
+@click.option(
+    "--max-time", type=float, help="Stop cleanly after this many seconds of steady state."
+)
+@click.option("--certify", is_flag=True, help="Long preset: 60 s steady state, longer warm-up.")
+@click.option(
+    "--processes", type=int, default=1, show_default=True, help="Repeat in K fresh processes."
+)
+@click.option(
+    "--mode", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True
+)
+@click.option("--concurrency", type=int, help="Requests in flight in throughput mode (default 2).")
+@click.option("--out", "out", type=click.Path(), help="Write the report JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of a table.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+def bench_command(
+    model: str,
+    runtime: str | None,
+    device: str | None,
+    provider: str | None,
+    threads: int | None,
+    batch: int,
+    input_file: str | None,
+    input_shapes: tuple[str, ...],
+    seed: int,
+    warmup: str | None,
+    min_runs: int | None,
+    min_time: float | None,
+    max_time: float | None,
+    certify: bool,
+    processes: int,
+    mode: str,
+    concurrency: int | None,
+    out: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Measure a model's latency (or throughput) with a stated, repeatable protocol.
+
+    MODEL is a model file or a deploy bundle folder. Phases are timed apart
+    (load, first inference, warm-up until stable, steady state); steady state
+    ends when --min-runs AND --min-time are both met, or at --max-time.
+
+    Example: edgekit bench light_resnet50.onnx --runtime openvino --threads 1 --out r.json
+    """
+    from edgekit.bench.harness import benchmark
+    from edgekit.inputs import parse_shapes
+
+    if mode == "throughput" and concurrency is None:
+        concurrency = 2
+    bar = _Bar() if (not quiet and not as_json and sys.stderr.isatty()) else None
+    try:
+        report = benchmark(
+            model,
+            runtime=runtime,
+            device=device,
+            provider=provider,
+            threads=threads,
+            batch=batch,
+            inputs=input_file,
+            input_shapes=parse_shapes(input_shapes) or None,
+            seed=seed,
+            warmup=warmup,
+            min_runs=min_runs,
+            min_time=min_time,
+            max_time=max_time,
+            certify=certify,
+            processes=processes,
+            mode=mode,
+            concurrency=concurrency,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if out:
+        report.save(out)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report.to_dict()))
+    elif not quiet:
+        _summary(report)
+        if out:
+            console().print(f"report written to {out}")

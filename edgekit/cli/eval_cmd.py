@@ -1,0 +1,113 @@
+"""`edgekit eval`: accuracy of a model in any format on any runtime."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(exists=True))
+@click.option(
+    "--dataset",
+    required=True,
+    metavar="DATA",
+    help="digits, npz:PATH (arrays x, y[, x_test, y_test]) or images:DIR (a folder per class).",
+)
+@click.option(
+    "--runtime",
+    metavar="NAME",
+    help="keras, litert, onnxruntime or openvino (default: the format's natural one).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True),
+    help="A second model to compare predictions with (e.g. the Keras original).",
+)
+@click.option("--reference-runtime", metavar="NAME", help="Runtime for --reference.")
+@click.option(
+    "--preprocess",
+    type=click.Path(exists=True, dir_okay=False),
+    help="preprocess.json to feed with (default: the one beside MODEL).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val", "train"]),
+    default="test",
+    show_default=True,
+    help="Which split of the dataset to score.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Batch size when the model's batch axis is dynamic.",
+)
+@click.option("--device", help="Runtime device (e.g. CPU, GPU).")
+@click.option("--threads", type=click.IntRange(min=1), help="Runtime threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def eval_command(
+    model: str,
+    dataset: str,
+    runtime: str | None,
+    reference: str | None,
+    reference_runtime: str | None,
+    preprocess: str | None,
+    split: str,
+    batch_size: int,
+    device: str | None,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """Score MODEL (keras, tflite, onnx, openvino, savedmodel) on a dataset.
+
+    Quantized inputs and outputs are converted with the model's scale and zero
+    point. With --reference, also reports how often both models agree.
+
+    Example: edgekit eval runs/cnn/model.tflite --dataset digits --reference runs/cnn/model.keras
+    """
+    from edgekit.evaluate import evaluate
+
+    r = evaluate(
+        model,
+        dataset,
+        runtime=runtime,
+        reference=reference,
+        preprocess=preprocess,
+        reference_runtime=reference_runtime,
+        split=split,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+    )
+    if as_json:
+        click.echo(json.dumps(r.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{model} ({r.format} on {r.runtime})", show_header=False)
+    table.add_row("dataset", f"{r.dataset} ({r.split}, {r.samples} samples)")
+    table.add_row("accuracy", f"{r.accuracy:.2%} ({r.errors} errors)")
+    table.add_row("preprocess", r.preprocess)
+    if r.reference:
+        ref = r.reference
+        table.add_row("reference", f"{ref['model']} ({ref['format']} on {ref['runtime']})")
+        table.add_row("reference accuracy", f"{ref['accuracy']:.2%}")
+        table.add_row(
+            "agreement", f"{ref['agreement']:.2%} ({ref['disagreements']} samples differ)"
+        )
+        if ref["max_abs_diff"] is not None:
+            table.add_row("max |score diff|", f"{ref['max_abs_diff']:.3g}")
+    table.add_row("time", f"{r.wall_time_s:.2f} s")
+    console = Console()
+    console.print(table)
+    cm = Table(title="confusion (rows: true, columns: predicted)")
+    cm.add_column("")
+    for name in r.class_names:
+        cm.add_column(name, justify="right")
+    for name, row in zip(r.class_names, r.confusion_matrix, strict=True):
+        cm.add_row(name, *(str(v) if v else "." for v in row))
+    console.print(cm)

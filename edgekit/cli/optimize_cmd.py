@@ -1,0 +1,91 @@
+"""`edgekit optimize`."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.cli._common import echo_json
+from edgekit.optimize import QUANTIZE_CHOICES
+
+
+@click.command("optimize")
+@click.argument("model", type=click.Path())
+@click.option("--profile", "-p", required=True, help="Target profile name or .toml path.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
+@click.option("--prune", type=float, default=None, help="Target sparsity, e.g. 0.5.")
+@click.option("--structured", is_flag=True, help="Prune whole filters/units (Keras models).")
+@click.option(
+    "--quantize",
+    type=click.Choice(QUANTIZE_CHOICES),
+    default=None,
+    help="Precision; default 'auto' when the profile allows several: try each, keep the "
+    "fastest within the accuracy budget.",
+)
+@click.option("--calib-data", default=None, help="Calibration data: digits, npz:FILE, images:DIR.")
+@click.option("--eval-data", default=None, help="Evaluation data (default: --calib-data's).")
+@click.option(
+    "--max-accuracy-drop",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Accuracy budget in absolute points; int8 layers are kept float to meet it.",
+)
+@click.option("--threads", type=int, default=None, help="Threads when measuring (default 1).")
+@click.option(
+    "--epochs", type=int, default=None, help="Fine-tuning epochs (default 8 structured, 4 magnitude)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+def optimize_command(
+    model: str,
+    profile: str,
+    out: str,
+    prune: float | None,
+    structured: bool,
+    quantize: str | None,
+    calib_data: str | None,
+    eval_data: str | None,
+    max_accuracy_drop: float,
+    threads: int | None,
+    epochs: int | None,
+    as_json: bool,
+) -> None:
+    """Make MODEL smaller and faster for a profile and prove what it cost.
+
+    Writes the optimized model, report.json and report.md into --out.
+
+    Example: edgekit optimize runs/cnn/model.keras --profile x86-avx512 --out opt/ --prune 0.5
+    --structured --calib-data digits
+    """
+    from edgekit.optimize import optimize
+
+    if structured and prune is None:
+        raise click.UsageError("--structured needs --prune SPARSITY (e.g. --prune 0.5).")
+    say = (lambda msg: None) if as_json else (lambda msg: click.echo(f"... {msg}", err=True))
+    res = optimize(
+        model,
+        profile,
+        out=out,
+        prune=prune,
+        structured=structured,
+        quantize=quantize,
+        calib_data=calib_data,
+        eval_data=eval_data,
+        max_accuracy_drop=max_accuracy_drop,
+        threads=threads,
+        finetune_epochs=epochs,
+        progress=say,
+    )
+    if as_json:
+        echo_json(res.report)
+        return
+    r = res.report
+    b, o = r["baseline"], r["optimized"]
+    click.echo(f"optimized: {o['name']} -> {res.model_path}")
+    click.echo(
+        f"size {b['size_bytes']:,} -> {o['size_bytes']:,} B; latency "
+        f"{b['latency_ms']} -> {o['latency_ms']} ms (speedup {r['speedup']}); "
+        f"accuracy drop {r['accuracy_drop']} {r['accuracy_drop_unit']}"
+    )
+    click.echo(f"budget {'met' if res.met_budget else 'NOT met'}; report: {res.markdown_path}")
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)

@@ -1,0 +1,294 @@
+"""Convert a model to another format along the best path of the conversion graph that works.
+
+Paths come from `edgekit.convert.graph` (shortest first). Each is tried in turn;
+a path fails when one of its converters refuses the model or when the result does
+not reproduce the source's outputs (`edgekit.verify`). The first path whose result
+passes is written to `out`; every attempt and why it failed is in the result.
+
+Example::
+
+    from edgekit.convert import convert
+    res = convert("model.keras", "tflite", "model.tflite")
+    print(res.path_str, res.parity.summary())
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.convert.graph import EDGES, SUFFIX, TARGETS, Edge, EdgeOptions, find_paths, path_str
+from edgekit.errors import (
+    EdgekitError,
+    InputError,
+    MissingDependencyError,
+    UnsupportedModelError,
+    VerificationError,
+)
+from edgekit.model import Model
+
+__all__ = [
+    "EDGES",
+    "TARGETS",
+    "Attempt",
+    "ConversionResult",
+    "convert",
+    "find_paths",
+    "output_path",
+]
+
+
+@dataclass
+class Attempt:
+    """One path tried: the formats it goes through, the tools, and why it failed (if it did)."""
+
+    formats: list[str]
+    tools: list[str]
+    ok: bool
+    error: str | None = None
+    stage: str = ""  # "convert" or "verify" when it failed
+
+    @property
+    def path_str(self) -> str:
+        return " -> ".join(self.formats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.formats, "tools": self.tools, "ok": self.ok, "error": self.error,
+                "stage": self.stage}  # fmt: skip
+
+
+@dataclass
+class ConversionResult:
+    """What `convert` did: the result model, the path taken, every attempt, and the parity."""
+
+    source: Model
+    model: Model
+    path: list[str]
+    tools: list[str]
+    attempts: list[Attempt]
+    parity: Any | None  # edgekit.verify.Parity, None when verification was skipped
+    precision: str = "fp32"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def path_str(self) -> str:
+        return " -> ".join(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source.path),
+            "output": str(self.model.path),
+            "format": str(self.model.format),
+            "path": self.path,
+            "tools": self.tools,
+            "precision": self.precision,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "parity": self.parity.to_dict() if self.parity is not None else None,
+            "warnings": self.warnings,
+        }
+
+
+def output_path(out: str | os.PathLike, to: str) -> Path:
+    """Where the result goes: `out` with the target format's suffix (a folder for savedmodel)."""
+    p = Path(out)
+    suffix = SUFFIX[to]
+    if suffix and p.suffix.lower() != suffix:
+        p = (
+            p.with_suffix(suffix)
+            if p.suffix.lower() in {*SUFFIX.values(), ".bin"}
+            else Path(f"{p}{suffix}")
+        )
+    return p
+
+
+def _files_of(path: Path, fmt: str) -> list[Path]:
+    if fmt == "openvino":
+        return [path, path.with_suffix(".bin")]
+    if fmt == "savedmodel":
+        return [path]
+    return [path]
+
+
+def _place(built: Path, fmt: str, dest: Path) -> None:
+    """Move a finished result into place; each file is renamed atomically over the old one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "savedmodel":
+        if dest.exists():
+            raise InputError(f"{dest}: already exists; remove it or choose another --out")
+        os.replace(built, dest)
+        return
+    # Weights before the .xml, so a reader never sees a new .xml with an old .bin.
+    pairs = list(zip(_files_of(built, fmt), _files_of(dest, fmt), strict=True))
+    for src, dst in reversed(pairs):
+        tmp = dst.with_name(f".{dst.name}.edgekit-tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def _run_path(
+    src: Model, path: list[Edge], work: Path, opts: EdgeOptions, cache: dict[tuple, Model]
+) -> Model:
+    """Run each edge of `path`, reusing results of shared prefixes; returns the final Model."""
+    from edgekit.model import load
+
+    current = src
+    for i, edge in enumerate(path):
+        key = tuple((e.src, e.dst, e.tool) for e in path[: i + 1])
+        if key in cache:
+            current = cache[key]
+            continue
+        step_dir = Path(tempfile.mkdtemp(prefix="step", dir=work))
+        target = step_dir / ("model" + SUFFIX[edge.dst] if SUFFIX[edge.dst] else "saved_model")
+        hop_opts = opts if i == len(path) - 1 else EdgeOptions(opts.input_shapes, opts.opset)
+        made = edge.runner()(current, target, hop_opts)
+        current = load(made, trust_model=src.trust_model)
+        cache[key] = current
+    return current
+
+
+def convert(
+    model: Model | str | os.PathLike,
+    to: str,
+    out: str | os.PathLike,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    opset: int | None = None,
+    verify: bool = True,
+    tolerance: float | None = None,
+    *,
+    precision: str = "fp32",
+    count: int = 4,
+    trust_model: bool = False,
+) -> ConversionResult:
+    """Convert `model` to format `to`, written at `out` (suffix added when missing).
+
+    Tries the paths of the conversion graph shortest first; with `verify`, a result
+    whose outputs differ from the source's beyond the tolerance of `precision`
+    (`tolerance` overrides the absolute bound) counts as a failed path and the
+    next one is tried. `input_shapes` fixes dynamic input dimensions
+    (``{"input": (1, 224, 224, 3)}``); `opset` is the ONNX opset for ONNX results.
+    `precision` is "fp32" or "fp16" (weights stored in float16 where the target
+    format supports it). Raises UnsupportedModelError naming every path's reason
+    when none converts, VerificationError when some converted but none matched.
+    """
+    from edgekit.convert._common import quiet_tensorflow
+    from edgekit.model import load
+
+    quiet_tensorflow()
+    src = model if isinstance(model, Model) else load(model, trust_model=trust_model)
+    if to not in TARGETS:
+        raise InputError(f"unknown target format {to!r}; valid formats: {', '.join(TARGETS)}")
+    if precision not in ("fp32", "fp16"):
+        raise InputError(
+            f"convert makes fp32 or fp16 models, not {precision!r}; int8 is the optimize pass's job"
+        )
+    fmt = str(src.format)
+    if fmt == to:
+        raise InputError(f"{src.path}: is already a {to} model; nothing to convert")
+    paths = find_paths(fmt, to)
+    if not paths:
+        raise UnsupportedModelError(
+            f"{src.path}: edgekit has no conversion path from {fmt} to {to}"
+        )
+    dest = output_path(out, to)
+    if dest.resolve() in {p.resolve() for p in src.files} or dest.resolve() == src.path.resolve():
+        raise InputError(f"{dest}: is the source model; choose another --out")
+    opts = EdgeOptions(dict(input_shapes or {}), opset, precision)
+
+    attempts: list[Attempt] = []
+    notes: list[str] = []
+    reference: tuple[list, list] | None = None
+    ref_error: str | None = None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".edgekit-convert-", dir=dest.parent))
+    cache: dict[tuple, Model] = {}
+    try:
+        for path in paths:
+            formats = [fmt] + [e.dst for e in path]
+            tools = [e.tool for e in path]
+            try:
+                result = _run_path(src, path, work, opts, cache)
+            except MissingDependencyError as exc:
+                attempts.append(Attempt(formats, tools, False, str(exc), "convert"))
+                continue
+            except EdgekitError as exc:
+                attempts.append(Attempt(formats, tools, False, _strip(str(exc), src), "convert"))
+                continue
+            parity = None
+            if verify:
+                if reference is None and ref_error is None:
+                    reference, ref_error = _reference(src, opts, count)
+                if ref_error is not None:
+                    attempts.append(Attempt(formats, tools, True))
+                    raise VerificationError(
+                        f"{src.path}: converted to {to} via {path_str(path)}, but the source "
+                        f"itself does not run here ({ref_error}), so the result cannot be "
+                        "verified; pass --no-verify to keep it unverified"
+                    )
+                parity = _check(src, result, reference, opts, tolerance)
+                if not parity.passed:
+                    attempts.append(Attempt(formats, tools, False,
+                                            f"converted, but {parity.reason}", "verify"))  # fmt: skip
+                    continue
+            attempts.append(Attempt(formats, tools, True))
+            _place(result.path, to, dest)
+            final = load(dest, trust_model=trust_model)
+            return ConversionResult(src, final, formats, tools, attempts, parity, precision, notes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    tried = "; ".join(f"{a.path_str}: {a.error}" for a in attempts)
+    if any(a.stage == "verify" for a in attempts):
+        raise VerificationError(
+            f"{src.path}: no conversion to {to} reproduces the source's outputs ({tried}); "
+            "pass --tolerance to accept a larger error or --no-verify to skip the check"
+        )
+    raise UnsupportedModelError(f"{src.path}: cannot convert to {to}: {tried}")
+
+
+def _strip(message: str, src: Model) -> str:
+    """Drop 'path: ' prefixes from a converter's error: the summary names the model once, and
+    intermediate files live in a temporary folder that is gone when the user reads it."""
+    import re
+
+    message = message.replace(f"{src.path}: ", "")
+    message = re.sub(r"\S*\.edgekit-convert-[^/\s]+/\S*?(model\.\w+|saved_model): ",
+                     lambda m: f"the intermediate {m.group(1)}: ", message)  # fmt: skip
+    return message.rstrip(".")
+
+
+def _reference(src: Model, opts: EdgeOptions, count: int) -> tuple[Any, str | None]:
+    """The source's outputs on generated inputs, or why the source cannot run here."""
+    from edgekit.inputs import generate_inputs
+    from edgekit.verify import reference_runner
+
+    shapes = {k: v for k, v in opts.input_shapes.items()}
+    feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
+    try:
+        runner = reference_runner(src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outs = [runner.run(f) for f in feeds]
+    except EdgekitError as exc:
+        return None, _strip(str(exc), src)
+    return (feeds, outs), None
+
+
+def _check(src: Model, result: Model, reference: Any, opts: EdgeOptions, tolerance: float | None):
+    from edgekit.verify import compare_outputs, model_precision
+
+    feeds, outs = reference
+    precision = "int8" if model_precision(src) == "int8" else opts.precision
+    try:
+        return compare_outputs(src, result, feeds, reference=outs, precision=precision,
+                               tolerance=tolerance)  # fmt: skip
+    except EdgekitError as exc:
+        from edgekit.verify import Parity, tolerance_for
+
+        return Parity(float("inf"), float("inf"), 0.0, None, len(feeds), False,
+                      tolerance_for(precision, tolerance), precision,
+                      f"the result does not run: {_strip(str(exc), result)}")  # fmt: skip

@@ -1,0 +1,93 @@
+"""The conversion graph: which Format -> Format edges exist, and the paths between formats.
+
+Capabilities are data: ``EDGES`` is the one table of converters. Each edge names
+the module that implements it (a module with ``run(src, out, options) -> Path``),
+the tool it uses, and the pip package that provides that tool. Nothing is imported
+until an edge runs, so listing edges or paths loads no framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
+
+# What each target format's output looks like on disk: a file suffix, or "" for a folder.
+SUFFIX = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
+TARGETS = tuple(SUFFIX)
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    """Options every edge receives; an edge ignores the ones that do not apply to it."""
+
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    opset: int | None = None
+    precision: str = "fp32"  # fp32 or fp16: the precision the result is stored in
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One converter: ``src`` -> ``dst`` through ``tool`` (implemented in ``module``)."""
+
+    src: str
+    dst: str
+    tool: str
+    module: str  # edgekit.convert.<module>, with run(src: Model, out: Path, opts) -> Path
+    package: str  # the pip package the tool comes from, for a missing-dependency error
+
+    @property
+    def name(self) -> str:
+        return f"{self.src}->{self.dst} ({self.tool})"
+
+    def runner(self) -> Callable[[Model, Path, EdgeOptions], Path]:
+        return importlib.import_module(f"edgekit.convert.{self.module}").run
+
+
+# Order matters: among paths of equal length, edges listed first are tried first.
+EDGES: tuple[Edge, ...] = (
+    Edge("keras", "savedmodel", "keras export", "keras_savedmodel", "tensorflow"),
+    Edge("keras", "tflite", "TFLiteConverter", "tf_tflite", "tensorflow"),
+    Edge("savedmodel", "tflite", "TFLiteConverter", "tf_tflite", "tensorflow"),
+    Edge("keras", "onnx", "tf2onnx", "tf_onnx", "tf2onnx"),
+    Edge("savedmodel", "onnx", "tf2onnx", "tf_onnx", "tf2onnx"),
+    Edge("savedmodel", "openvino", "OpenVINO TensorFlow frontend", "openvino_frontend", "openvino"),
+    Edge("onnx", "openvino", "OpenVINO ONNX frontend", "openvino_frontend", "openvino"),
+    Edge("tflite", "openvino", "OpenVINO TFLite frontend", "openvino_frontend", "openvino"),
+    Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
+    Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
+)
+
+
+def edges_from(src: str) -> list[Edge]:
+    return [e for e in EDGES if e.src == src]
+
+
+def find_paths(src: str, dst: str, max_hops: int = 3) -> list[list[Edge]]:
+    """Every simple path from ``src`` to ``dst``, shortest first, then in table order."""
+    paths: list[list[Edge]] = []
+
+    def walk(path: list[Edge], at: str, seen: set[str]) -> None:
+        if at == dst and path:
+            paths.append(path)
+            return
+        if len(path) == max_hops:
+            return
+        for e in edges_from(at):
+            if e.dst not in seen:
+                walk(path + [e], e.dst, seen | {e.dst})
+
+    if src != dst:
+        walk([], src, {src})
+    order = {e: i for i, e in enumerate(EDGES)}
+    return sorted(paths, key=lambda p: (len(p), [order[e] for e in p]))
+
+
+def path_str(path: list[Edge]) -> str:
+    """``tflite -> onnx -> openvino``."""
+    return " -> ".join([path[0].src] + [e.dst for e in path]) if path else ""

@@ -1,0 +1,369 @@
+"""Accuracy of a classifier in any format on any runtime, fed exactly as in training.
+
+Example::
+
+    from edgekit.evaluate import evaluate
+    r = evaluate("runs/cnn/model.tflite", "digits", reference="runs/cnn/model.keras")
+    print(r.accuracy, r.reference["agreement"])
+
+The model is fed through the ``preprocess.json`` found beside it (or the one
+given); integer inputs are quantized with the model's scale and zero point
+(``q = round(x / scale) + zero_point``, clipped to the dtype's range) and integer
+outputs dequantized (``x = (q - zero_point) * scale``) before the arg-max.
+Keras models run in-process through Keras; every other format runs on a
+Session from ``edgekit.runtimes``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgekit.errors import InputError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    from edgekit.data import Dataset, Preprocess
+    from edgekit.model import TensorSpec
+
+__all__ = ["EvalResult", "evaluate", "predict", "quantize", "dequantize"]
+
+SCHEMA_VERSION = 1
+KERAS_RUNTIME = "keras"
+
+
+@dataclass
+class EvalResult:
+    """Scores of one model on one dataset split, and its agreement with a reference."""
+
+    model: str
+    format: str
+    runtime: str
+    dataset: str
+    split: str
+    samples: int
+    accuracy: float
+    errors: int
+    confusion_matrix: list[list[int]]
+    per_class: list[dict[str, Any]]
+    class_names: list[str]
+    preprocess: str  # where the preprocessing came from: a path, "given" or "guessed"
+    batch_size: int
+    wall_time_s: float
+    reference: dict[str, Any] | None = None
+    predictions: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    outputs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (without the raw predictions and outputs)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "format": self.format,
+            "runtime": self.runtime,
+            "dataset": self.dataset,
+            "split": self.split,
+            "samples": self.samples,
+            "accuracy": self.accuracy,
+            "errors": self.errors,
+            "confusion_matrix": self.confusion_matrix,
+            "per_class": self.per_class,
+            "class_names": self.class_names,
+            "preprocess": self.preprocess,
+            "batch_size": self.batch_size,
+            "wall_time_s": round(self.wall_time_s, 3),
+            "reference": self.reference,
+        }
+
+
+# ---- quantization ----------------------------------------------------------------------
+
+
+def _qparams(spec: TensorSpec, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and zero point shaped to broadcast over a batch of ``ndim`` dims."""
+    q = spec.quantization
+    scale = np.asarray(q.scale, dtype=np.float64)
+    zp = np.asarray(q.zero_point, dtype=np.float64)
+    if scale.size > 1 and q.axis is not None:
+        shape = [1] * ndim
+        shape[q.axis] = scale.size
+        return scale.reshape(shape), zp.reshape(shape)
+    return scale.ravel()[:1], zp.ravel()[:1] if zp.size else np.zeros(1)
+
+
+def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float feeds to the integer dtype of ``spec``: round(x / scale) + zero_point, clipped."""
+    dtype = np.dtype(spec.dtype)
+    if not np.issubdtype(dtype, np.integer):
+        return np.asarray(x, dtype=dtype)
+    if spec.quantization is None or not spec.quantization.scale:
+        raise UnsupportedModelError(
+            f"input '{spec.name}' is {spec.dtype} without a scale and zero point, so float "
+            "samples cannot be fed to it."
+        )
+    scale, zp = _qparams(spec, np.ndim(x))
+    info = np.iinfo(dtype)
+    q = np.round(np.asarray(x, dtype=np.float64) / scale) + zp
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Integer outputs back to float: (q - zero_point) * scale; floats pass through."""
+    q = np.asarray(q)
+    if not np.issubdtype(q.dtype, np.integer) or spec.quantization is None:
+        return q.astype(np.float32)
+    scale, zp = _qparams(spec, q.ndim)
+    return ((q.astype(np.float64) - zp) * scale).astype(np.float32)
+
+
+# ---- running a model -------------------------------------------------------------------
+
+
+class _Runner:
+    """One loaded model: float batches in, float class scores out."""
+
+    def __init__(
+        self,
+        path: Path,
+        runtime: str | None,
+        device: str | None,
+        threads: int | None,
+    ) -> None:
+        from edgekit.model import load
+
+        self.model = load(path)
+        self.format = str(self.model.format)
+        self.session: Any = None
+        self.keras_model: Any = None
+        if self.format == "keras" and runtime in (None, KERAS_RUNTIME):
+            import keras
+
+            self.runtime = KERAS_RUNTIME
+            try:
+                self.keras_model = keras.saving.load_model(path, compile=False)
+            except Exception as exc:  # keras raises many types for a bad archive
+                raise UnsupportedModelError(
+                    f"{path}: Keras could not load the model ({str(exc).splitlines()[0]})."
+                ) from None
+            self.inputs = self.model.signature.inputs
+            self.outputs = self.model.signature.outputs
+        else:
+            if runtime == KERAS_RUNTIME:
+                raise InputError(f"{path}: the keras runtime runs only .keras models.")
+            from edgekit.runtimes import open_session
+
+            self.session = open_session(self.model, runtime, device=device, threads=threads)
+            self.runtime = self.session.runtime
+            self.inputs = self.session.signature.inputs
+            self.outputs = self.session.signature.outputs
+        if len(self.inputs) != 1:
+            names = ", ".join(t.name for t in self.inputs)
+            raise UnsupportedModelError(
+                f"{path}: evaluate needs a single-input classifier; this model has "
+                f"{len(self.inputs)} inputs ({names})."
+            )
+        self.input = self.inputs[0]
+        self.output = self.outputs[0]
+        shape = self.input.shape
+        batch = shape[0] if shape else None
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+
+    def _fit_layout(self, x: np.ndarray) -> np.ndarray:
+        """Transpose NHWC<->NCHW when that is what separates the feeds from the input."""
+        want = self.input.shape
+        if want is None or len(want) != x.ndim or x.ndim != 4:
+            return x
+        dims = [d if isinstance(d, int) else None for d in want[1:]]
+
+        def fits(shape: tuple[int, ...]) -> bool:
+            return all(d is None or d == s for d, s in zip(dims, shape, strict=True))
+
+        if fits(x.shape[1:]):
+            return x
+        if fits(x.transpose(0, 3, 1, 2).shape[1:]):
+            return x.transpose(0, 3, 1, 2)
+        if fits(x.transpose(0, 2, 3, 1).shape[1:]):
+            return x.transpose(0, 2, 3, 1)
+        return x
+
+    def predict(self, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
+        """Class scores for every sample of ``x``, and the batch size used."""
+        x = self._fit_layout(np.asarray(x, dtype=np.float32))
+        step = self.fixed_batch or batch_size
+        outs = []
+        for start in range(0, len(x), step):
+            chunk = x[start : start + step]
+            pad = step - len(chunk) if self.fixed_batch else 0
+            if pad:  # a fixed batch larger than what is left: pad, then drop the padding
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            out = self._run(chunk)
+            outs.append(out[: len(out) - pad] if pad else out)
+        scores = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+        return scores.reshape(len(scores), -1), step
+
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        if self.keras_model is not None:
+            out = self.keras_model(chunk, training=False)
+            if isinstance(out, (list, tuple)):
+                out = out[0]
+            elif isinstance(out, dict):
+                out = next(iter(out.values()))
+            return np.asarray(out, dtype=np.float32)
+        feeds = {self.input.name: quantize(chunk, self.input)}
+        out = self.session.run(feeds)
+        return dequantize(out[self.output.name], self.output)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def _resolve_preprocess(
+    model_path: Path, preprocess: Preprocess | str | os.PathLike | None, runner: _Runner
+) -> tuple[Preprocess, str]:
+    from edgekit.data import Preprocess
+
+    if isinstance(preprocess, Preprocess):
+        return preprocess, "given"
+    if preprocess is not None:
+        return Preprocess.load(preprocess), str(preprocess)
+    found = Preprocess.find_for(model_path)
+    if found is not None:
+        where = model_path / "preprocess.json" if model_path.is_dir() else None
+        if where is None or not where.is_file():
+            where = model_path.parent / "preprocess.json"
+        return found, str(where)
+    return Preprocess.guess(runner.input.shape or ()), "guessed"
+
+
+def _feeds(
+    dataset: str | Dataset, pre: Preprocess, split: str
+) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    from edgekit.data import Dataset, load_dataset
+
+    if isinstance(dataset, Dataset):
+        x, y = dataset.split(split)
+        return x, y, dataset.class_names, dataset.source
+    ds = load_dataset(str(dataset), preprocess=pre)
+    x, y = ds.split(split)
+    return x, y, ds.class_names, ds.source
+
+
+def predict(
+    model_path: str | os.PathLike,
+    x: np.ndarray,
+    *,
+    runtime: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Float class scores of a model for preprocessed float samples ``x``."""
+    runner = _Runner(Path(model_path), runtime, device, threads)
+    try:
+        return runner.predict(x, batch_size)[0]
+    finally:
+        runner.close()
+
+
+def evaluate(
+    model_path: str | os.PathLike,
+    dataset: str | Dataset,
+    runtime: str | None = None,
+    reference: str | os.PathLike | None = None,
+    *,
+    preprocess: Preprocess | str | os.PathLike | None = None,
+    reference_runtime: str | None = None,
+    split: str = "test",
+    batch_size: int = 64,
+    device: str | None = None,
+    threads: int | None = None,
+) -> EvalResult:
+    """Accuracy and confusion matrix of ``model_path`` on a dataset split.
+
+    ``dataset`` is a source string (``digits``, ``npz:PATH``, ``images:DIR``) or a
+    loaded :class:`~edgekit.data.Dataset` (used as is). ``runtime`` is ``keras`` (for
+    ``.keras`` models, the default for them), ``litert``, ``onnxruntime`` or
+    ``openvino``; None picks the format's natural one. Preprocessing comes from
+    ``preprocess`` (a Preprocess or a JSON path), else the ``preprocess.json`` beside
+    the model, else a plain guess from the input shape. With ``reference``, the same
+    samples also run through that model, and ``result.reference`` holds its
+    accuracy, the top-1 agreement and the largest absolute difference of scores.
+    Batches are ``batch_size`` when the model's batch axis is dynamic, else its
+    fixed batch.
+    """
+    from edgekit.data import Preprocess
+    from edgekit.train.report import classification_metrics
+
+    started = time.perf_counter()
+    path = Path(model_path)
+    runner = _Runner(path, runtime, device, threads)
+    try:
+        pre, pre_from = _resolve_preprocess(path, preprocess, runner)
+        x, y, class_names, source = _feeds(dataset, pre, split)
+        if len(y) == 0:
+            raise InputError(f"The {split} split of {source} is empty; nothing to evaluate.")
+        scores, used_batch = runner.predict(x, batch_size)
+    finally:
+        runner.close()
+    if scores.shape[1] < len(class_names):
+        raise InputError(
+            f"{path}: the model scores {scores.shape[1]} classes but {source} has "
+            f"{len(class_names)}; is this the right dataset?"
+        )
+    if scores.shape[1] > len(class_names):
+        class_names = class_names + [str(i) for i in range(len(class_names), scores.shape[1])]
+    pred = scores.argmax(axis=1)
+    cls = classification_metrics(y, pred, class_names)
+    ref_info = None
+    if reference is not None:
+        ref_path = Path(reference)
+        ref = _Runner(ref_path, reference_runtime, device, threads)
+        try:
+            ref_pre = Preprocess.find_for(ref_path)
+            x_ref = x
+            if ref_pre is not None and ref_pre != pre and not _is_dataset(dataset):
+                x_ref, _, _, _ = _feeds(dataset, ref_pre, split)
+            ref_scores, _ = ref.predict(x_ref, batch_size)
+        finally:
+            ref.close()
+        ref_pred = ref_scores.argmax(axis=1)
+        same_shape = ref_scores.shape == scores.shape
+        ref_info = {
+            "model": str(ref_path),
+            "format": ref.format,
+            "runtime": ref.runtime,
+            "accuracy": float((ref_pred == y).mean()),
+            "agreement": float((ref_pred == pred).mean()),
+            "disagreements": int((ref_pred != pred).sum()),
+            "max_abs_diff": float(np.abs(ref_scores - scores).max()) if same_shape else None,
+        }
+    return EvalResult(
+        model=str(path),
+        format=runner.format,
+        runtime=runner.runtime,
+        dataset=source,
+        split=split,
+        samples=int(len(y)),
+        accuracy=cls["accuracy"],
+        errors=int((pred != y).sum()),
+        confusion_matrix=cls["confusion_matrix"],
+        per_class=cls["per_class"],
+        class_names=class_names,
+        preprocess=pre_from,
+        batch_size=used_batch,
+        wall_time_s=time.perf_counter() - started,
+        reference=ref_info,
+        predictions=pred,
+        outputs=scores,
+    )
+
+
+def _is_dataset(dataset: Any) -> bool:
+    from edgekit.data import Dataset
+
+    return isinstance(dataset, Dataset)

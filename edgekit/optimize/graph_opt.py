@@ -1,0 +1,69 @@
+"""ONNX Runtime offline graph optimization, kept only when it is faster and verified.
+
+ORT can save the graph it builds after its fusions (``optimized_model_filepath``).
+The "extended" level keeps the file portable across CPUs of the same runtime
+version; the saved model is measured against the input and kept only when it is
+faster and computes the same outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LEVELS = ("basic", "extended")
+
+
+@dataclass
+class GraphOptResult:
+    path: Path  # the model to use next: optimized when kept, else the input
+    kept: bool
+    latency_before_ms: float | None
+    latency_after_ms: float | None
+    max_abs_error: float | None
+    reason: str
+
+
+def optimize_graph(src: Path, out: Path, level: str = "extended") -> Path:
+    """Write ORT's offline-optimized graph of `src` at `out`."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[level]
+    so.optimized_model_filepath = str(out)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    return Path(out)
+
+
+def try_graph_opt(
+    src: Path,
+    out: Path,
+    samples: np.ndarray,
+    *,
+    threads: int | None = 1,
+    level: str = "extended",
+    tolerance: float = 1e-4,
+) -> GraphOptResult:
+    """Optimize, then keep the result only if it is at least 2% faster and its outputs
+    match the input model's within `tolerance` (max abs) on `samples`."""
+    from edgekit.optimize._tools import predict, time_models
+
+    try:
+        optimize_graph(src, out, level)
+    except Exception as exc:  # noqa: BLE001 - an optimization that fails is simply not kept
+        return GraphOptResult(Path(src), False, None, None, None, f"ORT could not save it: {exc}")
+    err = float(np.abs(predict(src, samples) - predict(out, samples)).max())
+    before, after = time_models([Path(src), Path(out)], samples[:1], runtime="onnxruntime",
+                                threads=threads, rounds=9)  # fmt: skip
+    if err > tolerance:
+        return GraphOptResult(Path(src), False, before, after, err, "outputs changed")
+    if after > before * 0.98:
+        return GraphOptResult(Path(src), False, before, after, err, "not faster")
+    return GraphOptResult(Path(out), True, before, after, err, "faster and verified")

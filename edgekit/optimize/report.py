@@ -1,0 +1,295 @@
+"""report.json and report.md of one `optimize` run.
+
+report.json (``schema_version`` 1) holds ``baseline`` (the source converted to the
+profile's format at fp32, measured on the same runtime and settings) and
+``optimized``, each ``{format, precision, size_bytes, gzip_bytes, params, sparsity,
+accuracy, latency_ms}`` (accuracy null when unproven); ``parity {top1_agreement,
+max_abs_error, cosine}`` of the optimized model against the baseline;
+``accuracy_drop`` (points); ``kept_float``; ``candidates``; ``layer_errors``;
+``warnings``; and where and how it was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+REQUIRED = (
+    "schema_version", "baseline", "optimized", "parity", "accuracy_drop", "kept_float",
+    "candidates", "warnings", "meets_budget", "profile", "measurement",
+)  # fmt: skip
+ENTRY_KEYS = ("format", "precision", "size_bytes", "params", "sparsity", "accuracy", "latency_ms")
+
+
+def _entry(c: Any, fmt: str, stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": fmt,
+        "precision": c.precision,
+        "name": c.name,
+        "size_bytes": c.size_bytes,
+        "gzip_bytes": c.gzip_bytes,
+        "params": stats.get("params"),
+        "sparsity": stats.get("sparsity"),
+        "accuracy": None if c.accuracy is None else round(c.accuracy, 6),
+        "latency_ms": None if c.latency_ms is None else round(c.latency_ms, 4),
+    }
+
+
+def build_report(
+    *,
+    src: Any,
+    profile: Any,
+    runtime: str,
+    data: Any,
+    baseline: Any,
+    chosen: Any,
+    candidates: list[Any],
+    before_stats: dict[str, Any],
+    after_stats: dict[str, Any],
+    prune_info: dict[str, Any] | None,
+    layer_errors: list[Any],
+    recovery: Any,
+    graph_opt: dict[str, Any] | None,
+    max_drop: float,
+    met: bool,
+    warnings: list[str],
+    slow_ops: dict[str, Any] | None,
+    threads: int,
+    elapsed_s: float,
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict (see the module docstring)."""
+    from edgekit.devices import cpu
+    from edgekit.optimize.pipeline import host_note
+    from edgekit.optimize.quant_onnx import has_vnni
+
+    fmt = profile.format
+    warns = list(warnings)
+    host = host_note(profile)
+    if host:
+        warns.insert(0, host)
+    info = cpu()
+    if chosen.precision in ("int8", "int8-float-fallback") and not has_vnni():
+        warns.append(
+            "this CPU has no VNNI (or dot-product) instructions: int8 may not be faster here"
+        )
+    if not data.labelled:
+        warns.append("accuracy is unproven: no labelled evaluation data")
+    speedup = (
+        baseline.latency_ms / chosen.latency_ms
+        if baseline.latency_ms and chosen.latency_ms
+        else None
+    )
+    kept = list(chosen.kept_float)
+    rep: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "source": {"path": str(src.path), "format": str(src.format), "sha256": src.sha256},
+        "profile": {
+            "name": profile.name,
+            "runtime": profile.runtime,
+            "format": fmt,
+            "device": profile.device_label,
+            "arch": profile.arch,
+            "precision": list(profile.precision),
+        },
+        "measurement": {
+            "runtime": runtime,
+            "threads": threads,
+            "batch": 1,
+            "host": info["model"],
+            "host_arch": info["arch"],
+            "isa_features": info["isa_features"],
+            "vnni": has_vnni(),
+            "host_measurement": host is not None,
+            "statistic": "median of interleaved runs",
+        },
+        "data": {"source": data.source, "labelled": data.labelled},
+        "baseline": _entry(baseline, fmt, before_stats),
+        "optimized": _entry(chosen, fmt, after_stats),
+        "parity": chosen.parity.to_dict() if chosen.parity else None,
+        "accuracy_drop": None if chosen.accuracy_drop is None else round(chosen.accuracy_drop, 3),
+        "accuracy_drop_unit": "points" if data.labelled else "points of top-1 disagreement",
+        "max_accuracy_drop": max_drop,
+        "meets_budget": met,
+        "speedup": None if speedup is None else round(speedup, 3),
+        "size_ratio": round(chosen.size_bytes / baseline.size_bytes, 4)
+        if chosen.size_bytes and baseline.size_bytes
+        else None,
+        "kept_float": kept,
+        "pruning": prune_info,
+        "graph_opt": graph_opt,
+        "layer_errors": [e.to_dict() for e in layer_errors[:20]],
+        "recovery": None
+        if recovery is None
+        else {
+            "met": recovery.met,
+            "steps": [
+                {
+                    "kept_float": s.kept_float,
+                    "accuracy_drop": None if s.path is None else round(s.accuracy_drop, 3),
+                    "latency_ms": None
+                    if s.path is None or s.path.latency_ms is None
+                    else round(s.path.latency_ms, 4),
+                    **s.extra,
+                }
+                for s in recovery.steps
+            ],
+        },
+        "candidates": [c.to_dict() for c in candidates],
+        "slow_ops": slow_ops,
+        "warnings": warns,
+        "elapsed_s": elapsed_s,
+    }
+    if kept and recovery is not None:
+        plain = next(
+            (c for c in candidates if c.precision == "int8" and not c.kept_float), None
+        )
+        if plain is not None and plain.latency_ms and chosen.latency_ms:
+            rep["kept_float_latency_cost_ms"] = round(chosen.latency_ms - plain.latency_ms, 4)
+    validate(rep)
+    return rep
+
+
+def validate(rep: dict[str, Any]) -> None:
+    """Check the keys every reader relies on; a failure is a bug in edgekit."""
+    missing = [k for k in REQUIRED if k not in rep]
+    if missing:
+        raise AssertionError(f"optimize report lacks {missing}")
+    for side in ("baseline", "optimized"):
+        lacking = [k for k in ENTRY_KEYS if k not in rep[side]]
+        if lacking:
+            raise AssertionError(f"optimize report {side} lacks {lacking}")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, s in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= s:
+            return f"{n / s:.1f} {unit}"
+    return f"{n} B"
+
+
+def _pct(v: float | None) -> str:
+    return "unproven" if v is None else f"{100 * v:.2f}%"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f} ms"
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    """report.md: the before/after table, worst layers, candidates and warnings."""
+    b, o, p = rep["baseline"], rep["optimized"], rep["parity"] or {}
+    prof = rep["profile"]
+    lines = [
+        f"# edgekit optimize: {Path(rep['source']['path']).name} for {prof['name']}",
+        "",
+        f"Target: {prof['runtime']} on {prof['device']} ({prof['format']}); measured with "
+        f"{rep['measurement']['runtime']}, {rep['measurement']['threads']} thread(s), batch 1, "
+        f"on {rep['measurement']['host']}"
+        + (" (**host measurement**)" if rep["measurement"]["host_measurement"] else "")
+        + ".",
+        "",
+        f"**Result: {o['name']}** — "
+        + ("meets" if rep["meets_budget"] else "**does NOT meet**")
+        + f" the accuracy budget of {rep['max_accuracy_drop']:g} points.",
+        "",
+        "| | baseline (fp32) | optimized | change |",
+        "|---|---|---|---|",
+        f"| precision | {b['precision']} | {o['name']} | |",
+        f"| size on disk | {_size(b['size_bytes'])} | {_size(o['size_bytes'])} | "
+        f"{_ratio(o['size_bytes'], b['size_bytes'])} |",
+        f"| size gzipped | {_size(b['gzip_bytes'])} | {_size(o['gzip_bytes'])} | "
+        f"{_ratio(o['gzip_bytes'], b['gzip_bytes'])} |",
+        f"| parameters | {b['params'] if b['params'] is not None else '-'} | "
+        f"{o['params'] if o['params'] is not None else '-'} | "
+        f"{_ratio(o['params'], b['params'])} |",
+        f"| sparsity (zero weights) | {_pct(b['sparsity']) if b['sparsity'] is not None else '-'}"
+        f" | {_pct(o['sparsity']) if o['sparsity'] is not None else '-'} | |",
+        f"| accuracy | {_pct(b['accuracy'])} | {_pct(o['accuracy'])} | "
+        + (f"{-rep['accuracy_drop']:+.2f} pts" if rep["accuracy_drop"] is not None else "")
+        + " |",
+        f"| top-1 agreement with baseline | 100% | {_pct(p.get('top1_agreement'))} | |",
+        f"| max abs error / cosine | | {p.get('max_abs_error', '-')} / {p.get('cosine', '-')} | |",
+        f"| median latency | {_ms(b['latency_ms'])} | {_ms(o['latency_ms'])} | "
+        + (f"{rep['speedup']:.2f}x speedup" if rep["speedup"] else "")
+        + " |",
+        "",
+    ]
+    if rep.get("pruning"):
+        pr = rep["pruning"]
+        lines += [f"## Pruning ({pr['method']}, target {pr['target_sparsity']:.0%})", ""]
+        lines += ["| layer | sparsity |", "|---|---|"]
+        lines += [f"| `{k}` | {v:.1%} |" for k, v in pr["layer_sparsity"].items()]
+        if pr.get("note"):
+            lines += ["", f"Note: {pr['note']}."]
+        lines.append("")
+    if rep["layer_errors"]:
+        from edgekit.optimize.base import LayerError
+        from edgekit.optimize.debug import describe
+
+        lines += ["## Layers with the largest quantization error", ""]
+        for e in rep["layer_errors"][:5]:
+            lines.append(f"1. {describe(LayerError(**e))}")
+        lines.append("")
+    if rep["kept_float"]:
+        cost = rep.get("kept_float_latency_cost_ms")
+        lines += [
+            "## Kept in float",
+            "",
+            ", ".join(f"`{k}`" for k in rep["kept_float"])
+            + (f" (latency cost vs plain int8: {cost:+.3f} ms)" if cost is not None else ""),
+            "",
+        ]
+    lines += [
+        "## Candidates",
+        "",
+        "| candidate | size | accuracy | drop (pts) | agreement | median latency | budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in rep["candidates"]:
+        if c["error"]:
+            lines.append(f"| {c['name']} | failed: {c['error'][:80]} | | | | | |")
+            continue
+        agree = (c["parity"] or {}).get("top1_agreement")
+        lines.append(
+            f"| {c['name']} | {_size(c['size_bytes'])} | {_pct(c['accuracy'])} | "
+            f"{c['accuracy_drop']:.2f} | {_pct(agree)} | {_ms(c['latency_ms'])} | "
+            f"{'ok' if c['meets_budget'] else 'MISSES'} |"
+        )
+    lines.append("")
+    if rep.get("graph_opt"):
+        g = rep["graph_opt"]
+        lines += [
+            f"ONNX Runtime offline graph optimization: {'kept' if g['kept'] else 'not kept'} "
+            f"({g['reason']}).",
+            "",
+        ]
+    if rep["warnings"]:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in rep["warnings"]] + [""]
+    return "\n".join(lines)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return ""
+    return f"{a / b:.2f}x"
+
+
+def write(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    """Write report.json and report.md into `folder` atomically."""
+    out = []
+    for name, text in (
+        ("report.json", json.dumps(rep, indent=2) + "\n"),
+        ("report.md", markdown(rep)),
+    ):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, folder / name)
+        out.append(folder / name)
+    return out[0], out[1]

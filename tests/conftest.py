@@ -1,0 +1,80 @@
+"""Fixtures shared by the test modules: real models on disk, and the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MODELS = ROOT.parent / "shared" / "models"
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """../shared/models, the real models nobody here made; skips in a user's clone."""
+    if not SHARED_MODELS.is_dir():
+        pytest.skip(f"{SHARED_MODELS} is absent (it exists in CI, not in a user's clone)")
+    return SHARED_MODELS
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m edgekit ARGS` as a user would, capturing text output."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit code 2, one sentence on stderr that contains every fragment, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    error_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("edgekit: error:")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0], (fragment, error_lines[0])
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny Keras CNN in every format edgekit reads, made with the real converters."""
+    import keras
+    import openvino as ov
+    import tensorflow as tf
+    import tf2onnx
+
+    out = tmp_path_factory.mktemp("tiny")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(x))
+    paths = {
+        "keras": out / "tiny.keras",
+        "h5": out / "tiny.h5",
+        "savedmodel": out / "tiny_savedmodel",
+        "tflite": out / "tiny.tflite",
+        "onnx": out / "tiny.onnx",
+        "openvino": out / "tiny.xml",
+    }
+    model.save(paths["keras"])
+    model.save(paths["h5"])
+    model.export(str(paths["savedmodel"]), verbose=False)
+    paths["tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    spec = (tf.TensorSpec((None, 8, 8, 1), tf.float32, name="image"),)
+    tf2onnx.convert.from_keras(
+        model, input_signature=spec, opset=13, output_path=str(paths["onnx"])
+    )
+    ov.save_model(
+        ov.convert_model(str(paths["onnx"])), str(paths["openvino"]), compress_to_fp16=False
+    )
+    return paths

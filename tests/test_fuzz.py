@@ -1,0 +1,554 @@
+"""Property-based fuzzing of everything edgekit parses from a file.
+
+Property: whatever the bytes, a parser either succeeds or raises an `EdgekitError`
+(one sentence for the user); any other exception, and any case that runs past
+its time bound, is a bug in edgekit.
+
+CI runs a small, reproducible sample (`derandomize=True`). A long campaign runs
+the same targets with more examples and a random seed:
+
+    EDGEKIT_FUZZ_EXAMPLES=10000 nice -n 10 .venv/bin/python -m pytest tests/test_fuzz.py -p no:cacheprovider
+
+Inputs that once crashed a parser are kept below as regression tests.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import hashlib
+import importlib
+import json
+import math
+import os
+import signal
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgekit.errors import EdgekitError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MODELS = ROOT.parent / "shared" / "models"
+PROFILES_DIR = ROOT / "profiles"
+
+DEFAULT_EXAMPLES = 60
+EXAMPLES = int(os.environ.get("EDGEKIT_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
+CAMPAIGN = EXAMPLES > DEFAULT_EXAMPLES
+# Per-case bound: hypothesis' deadline reports a slow case, the alarm stops a hung one.
+CASE_SECONDS = float(os.environ.get("EDGEKIT_FUZZ_CASE_SECONDS", "10"))
+
+
+def fuzz_settings(examples: int = EXAMPLES) -> settings:
+    return settings(
+        max_examples=examples,
+        derandomize=not CAMPAIGN,
+        deadline=timedelta(seconds=CASE_SECONDS / 2),
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+class CaseTimeout(BaseException):
+    """A fuzz case ran past its hard bound (BaseException so no `except Exception` hides it)."""
+
+
+@contextmanager
+def time_bound(seconds: float = CASE_SECONDS) -> Iterator[None]:
+    """Raise CaseTimeout after `seconds`; kill the process if C code never returns."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise CaseTimeout(f"the case ran longer than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    faulthandler.dump_traceback_later(seconds * 3, exit=True)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        faulthandler.cancel_dump_traceback_later()
+
+
+def only_edgekit_errors(fn: Callable[[], Any], keep: Path | None = None) -> Any:
+    """Run `fn` under the time bound; an EdgekitError is a fine answer, anything else fails.
+
+    With EDGEKIT_FUZZ_FAILURES=DIR, the input file `keep` of a failing case is copied there
+    so that it can become a regression test.
+    """
+    try:
+        with time_bound():
+            try:
+                return fn()
+            except EdgekitError as exc:
+                text = str(exc)
+                assert text.strip(), "an EdgekitError must say what is wrong"
+                assert "Traceback" not in text
+                return None
+    except BaseException:
+        save_to = os.environ.get("EDGEKIT_FUZZ_FAILURES")
+        if save_to and keep is not None and keep.is_file():
+            data = keep.read_bytes()
+            name = f"{hashlib.sha256(data).hexdigest()[:16]}-{keep.name}"
+            Path(save_to).mkdir(parents=True, exist_ok=True)
+            (Path(save_to) / name).write_bytes(data)
+        raise
+
+
+def require(module: str, attr: str) -> Any:
+    """The function `module.attr`, or skip: colleagues are still writing some parsers."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        pytest.skip(f"{module} does not exist yet")
+    if not hasattr(mod, attr):
+        pytest.skip(f"{module}.{attr} does not exist yet")
+    return getattr(mod, attr)
+
+
+# --- mutations ----------------------------------------------------------------------
+
+# Values that flatbuffer offsets, vector lengths and protobuf varints trip over.
+_INTERESTING_WORDS = (0, 1, 2, 4, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000,
+                      0xFFFFFFFF, 0xFFFFFFFC)  # fmt: skip
+
+
+class Mutant(bytes):
+    """Mutated bytes that print as the list of mutations, not as kilobytes of data."""
+
+    ops: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        digest = hashlib.sha256(self).hexdigest()[:12]
+        return f"<{len(self)} bytes sha256:{digest}.. after {', '.join(self.ops)}>"
+
+
+def _mutant(data: bytes, ops: list[str]) -> Mutant:
+    m = Mutant(data)
+    m.ops = tuple(ops)
+    return m
+
+
+@st.composite
+def mutated_bytes(draw: st.DrawFn, original: bytes, tokens: tuple[bytes, ...] = ()) -> Mutant:
+    """`original` after 1-4 mutations: flips, overwrites, truncation, insertion, zeroing..."""
+    data = bytearray(original)
+    ops: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        n = len(data)
+        if n == 0:
+            data += draw(st.binary(min_size=1, max_size=32))
+            ops.append("append")
+            continue
+        # Half the positions land in the first KiB, where headers, roots and tables live.
+        pos = draw(st.one_of(st.integers(0, min(n, 1024) - 1), st.integers(0, n - 1)))
+        span = draw(st.integers(1, 256))
+        kind = draw(
+            st.sampled_from(
+                ["flip", "byte", "word", "truncate", "insert", "zero", "delete", "body", "copy"]
+                + (["token"] if tokens else [])
+            )
+        )
+        ops.append(f"{kind}@{pos}")
+        if kind == "flip":
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "byte":
+            data[pos] = draw(st.integers(0, 255))
+        elif kind == "word":
+            word = draw(st.one_of(st.sampled_from(_INTERESTING_WORDS), st.just(n), st.just(n - 4),
+                                  st.integers(0, 2**32 - 1)))  # fmt: skip
+            data[pos : pos + 4] = word.to_bytes(4, "little")
+        elif kind == "truncate":
+            del data[pos:]
+        elif kind == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+        elif kind == "zero":
+            data[pos : pos + span] = bytes(len(data[pos : pos + span]))
+        elif kind == "delete":
+            del data[pos : pos + span]
+        elif kind == "body":  # header kept, the rest replaced by noise of the same length
+            keep = min(n, draw(st.sampled_from([8, 16, 64])))
+            body = draw(st.binary(min_size=0, max_size=512))
+            data[keep:] = (body * (n // max(len(body), 1) + 1))[: n - keep] if body else b""
+        elif kind == "copy":
+            src = draw(st.integers(0, n - 1))
+            data[pos:pos] = data[src : src + span]
+        else:
+            data[pos:pos] = draw(st.sampled_from(tokens))
+    return _mutant(bytes(data), ops)
+
+
+def _read_models(suffixes: tuple[str, ...]) -> dict[str, bytes]:
+    if not SHARED_MODELS.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(SHARED_MODELS.iterdir()) if p.suffix in suffixes}
+
+
+def _skip_without(models: dict[str, bytes]) -> None:
+    if not models:
+        pytest.skip(f"{SHARED_MODELS} is absent or holds no model of this format")
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def exercise_model(path: Path) -> None:
+    """Everything `inspect` reads without a runtime; the answers must be sane, too."""
+    import edgekit
+
+    def read() -> None:
+        model = edgekit.load(path)
+        sig = model.signature
+        json.dumps(sig.to_dict())
+        ops = model.op_histogram
+        assert all(isinstance(k, str) and v > 0 for k, v in ops.items()), ops
+        params = model.param_count
+        assert isinstance(params, int) and params >= 0, params
+        assert model.size_bytes >= 0
+
+    only_edgekit_errors(read, keep=path)
+
+
+# --- model formats --------------------------------------------------------------------
+
+TFLITE = _read_models((".tflite",))
+ONNX = _read_models((".onnx",))
+
+
+@fuzz_settings()
+@given(data=st.data())
+def test_tflite_bytes(work_dir: Path, data: st.DataObject) -> None:
+    _skip_without(TFLITE)
+    name = data.draw(st.sampled_from(sorted(TFLITE)), label="model")
+    path = work_dir / name
+    path.write_bytes(data.draw(mutated_bytes(TFLITE[name]), label="bytes"))
+    exercise_model(path)
+
+
+@fuzz_settings()
+@given(data=st.data())
+def test_onnx_bytes(work_dir: Path, data: st.DataObject) -> None:
+    _skip_without(ONNX)
+    name = data.draw(st.sampled_from(sorted(ONNX)), label="model")
+    path = work_dir / name
+    path.write_bytes(data.draw(mutated_bytes(ONNX[name]), label="bytes"))
+    exercise_model(path)
+
+
+_ONNX_FIELD_EDITS = ("dims", "data_type", "raw_data", "external", "input_dim", "elem_type",
+                     "op_type", "drop_output", "const_attr", "float_data")  # fmt: skip
+_ODD_INTS = st.one_of(st.integers(-3, 8), st.sampled_from([-(2**63), 2**31, 2**40, 2**63 - 1]))
+
+
+@st.composite
+def onnx_field_edits(draw: st.DrawFn, original: bytes) -> Mutant:
+    """A parseable ONNX model whose fields lie: bytes mutations rarely get past protobuf."""
+    import onnx
+
+    proto = onnx.ModelProto()
+    proto.ParseFromString(original)
+    graph = proto.graph
+    ops: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(_ONNX_FIELD_EDITS))
+        ops.append(kind)
+        inits = list(graph.initializer)
+        if kind in ("dims", "data_type", "raw_data", "external", "float_data") and inits:
+            t = graph.initializer[draw(st.integers(0, len(inits) - 1))]
+            if kind == "dims":
+                del t.dims[:]
+                t.dims.extend(draw(st.lists(_ODD_INTS, max_size=5)))
+            elif kind == "data_type":
+                t.data_type = draw(st.integers(0, 40))
+            elif kind == "raw_data":
+                t.raw_data = t.raw_data[: draw(st.integers(0, max(len(t.raw_data) - 1, 0)))]
+            elif kind == "float_data":
+                t.ClearField("raw_data")
+                t.float_data.extend(draw(st.lists(st.floats(width=32), max_size=4)))
+            else:
+                t.data_location = onnx.TensorProto.EXTERNAL
+                entry = t.external_data.add()
+                entry.key = draw(st.sampled_from(["location", "offset", "length", "junk"]))
+                entry.value = draw(st.sampled_from(["w.bin", "../w.bin", "/etc/passwd", "", "a/../../b", "-1", "99999999999"]))  # fmt: skip
+        elif kind == "input_dim" and graph.input:
+            v = graph.input[draw(st.integers(0, len(graph.input) - 1))]
+            dims = v.type.tensor_type.shape.dim
+            if dims:
+                d = dims[draw(st.integers(0, len(dims) - 1))]
+                if draw(st.booleans()):
+                    d.dim_value = draw(_ODD_INTS)
+                else:
+                    d.dim_param = draw(st.text(max_size=8))
+        elif kind == "elem_type" and graph.output:
+            graph.output[0].type.tensor_type.elem_type = draw(st.integers(-1, 40))
+        elif kind == "op_type" and graph.node:
+            n = graph.node[draw(st.integers(0, len(graph.node) - 1))]
+            n.op_type = draw(st.sampled_from(["Constant", "ConstantOfShape", "", "Loop", "X"]))
+            n.domain = draw(st.sampled_from(["", "ai.onnx", "com.microsoft", "x" * 300]))
+        elif kind == "drop_output" and graph.output:
+            del graph.output[:]
+        elif kind == "const_attr" and graph.node:
+            n = graph.node[draw(st.integers(0, len(graph.node) - 1))]
+            n.op_type = "Constant"
+            attr = n.attribute.add()
+            attr.name = "value"
+            attr.type = onnx.AttributeProto.TENSOR
+            attr.t.dims.extend(draw(st.lists(_ODD_INTS, max_size=4)))
+            attr.t.data_type = draw(st.integers(0, 20))
+    return _mutant(proto.SerializeToString(), ops)
+
+
+@fuzz_settings()
+@given(data=st.data())
+def test_onnx_fields(work_dir: Path, data: st.DataObject) -> None:
+    _skip_without(ONNX)
+    name = data.draw(st.sampled_from(sorted(ONNX)), label="model")
+    path = work_dir / f"fields_{name}"
+    path.write_bytes(data.draw(onnx_field_edits(ONNX[name]), label="proto"))
+    exercise_model(path)
+
+
+@fuzz_settings()
+@given(
+    content=st.one_of(
+        st.binary(max_size=256),
+        st.sampled_from([b"TFL3", b"\x89HDF\r\n\x1a\n", b"PK\x03\x04", b"<net>", b"<", b"\x08\x07"])
+        .flatmap(lambda magic: st.binary(max_size=256).map(lambda b: magic + b))
+        .map(lambda b: b[:4] + b"TFL3" + b[8:] if b.startswith(b"TFL3") else b),
+    ),
+    suffix=st.sampled_from(["", ".tflite", ".onnx", ".keras", ".h5", ".xml", ".bin"]),
+)
+def test_detect_format_on_junk(work_dir: Path, content: bytes, suffix: str) -> None:
+    path = work_dir / f"junk{suffix}"
+    path.write_bytes(content)
+    (work_dir / "junk.bin").write_bytes(b"\0" * 8)  # an IR's weights, so .xml goes further
+    exercise_model(path)
+
+
+# Keras and OpenVINO go through the frameworks' own loaders (tens of ms to seconds each),
+# so they get a small sample in CI and a few hundred cases in the campaign.
+SLOW_EXAMPLES = min(EXAMPLES, 25) if not CAMPAIGN else max(EXAMPLES // 20, 25)
+
+
+@pytest.fixture(scope="module")
+def slow_format_models(work_dir: Path) -> dict[str, bytes]:
+    """A tiny .keras, .h5 and OpenVINO IR made here (the shared folder has none)."""
+    import keras
+    import openvino as ov
+
+    src = work_dir / "src"
+    src.mkdir()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.Dense(2, name="y")(inp))
+    model.save(src / "m.keras")
+    model.save(src / "m.h5")
+    if ONNX:
+        onnx_path = src / "small.onnx"
+        onnx_path.write_bytes(ONNX[min(ONNX, key=lambda k: len(ONNX[k]))])
+        ov.save_model(ov.convert_model(str(onnx_path)), str(src / "m.xml"))
+    return {p.name: p.read_bytes() for p in src.iterdir() if p.suffix in (".keras", ".h5", ".xml", ".bin")}  # fmt: skip
+
+
+@fuzz_settings(SLOW_EXAMPLES)
+@given(data=st.data())
+def test_keras_bytes(work_dir: Path, slow_format_models: dict[str, bytes], data: st.DataObject) -> None:  # fmt: skip
+    name = data.draw(st.sampled_from(["m.keras", "m.h5"]), label="model")
+    path = work_dir / name
+    path.write_bytes(data.draw(mutated_bytes(slow_format_models[name]), label="bytes"))
+    exercise_model(path)
+
+
+_XML_TOKENS = (b"<", b">", b"</layer>", b'"', b"&amp;", b"&#0;", b"<!DOCTYPE x [<!ENTITY a 'b'>]>",
+               b' shape="-1"', b' offset="999999999"', b' size="-4"', b' element_type="u1"',
+               b' version="opset999"', b' precision="FP64"', b" id=\"0\"")  # fmt: skip
+
+
+@fuzz_settings(SLOW_EXAMPLES)
+@given(data=st.data())
+def test_openvino_ir(work_dir: Path, slow_format_models: dict[str, bytes], data: st.DataObject) -> None:  # fmt: skip
+    if "m.xml" not in slow_format_models:
+        pytest.skip(f"no ONNX model in {SHARED_MODELS} to make an IR from")
+    ir = work_dir / "ir"
+    ir.mkdir(exist_ok=True)
+    xml, weights = slow_format_models["m.xml"], slow_format_models["m.bin"]
+    if data.draw(st.booleans(), label="damage xml"):
+        xml = data.draw(mutated_bytes(xml, _XML_TOKENS), label="xml")
+    else:
+        weights = data.draw(mutated_bytes(weights), label="bin")
+    (ir / "m.xml").write_bytes(xml)
+    (ir / "m.bin").write_bytes(weights)
+    exercise_model(ir / "m.xml")
+
+
+# --- profiles -----------------------------------------------------------------------------
+
+PROFILE_TEXTS = {p.name: p.read_bytes() for p in sorted(PROFILES_DIR.glob("*.toml"))}
+_TOML_TOKENS = (b"[", b"]", b"[[", b"{", b"}", b'"', b"'''", b'"""', b"=", b"\n", b"#", b"\\u",
+                b"\\U0010ffff", b"1e999", b"inf", b"nan", b"-0", b"0x", b"1979-05-27", b",",
+                b"true", b"\xff", b"\x00", b"a.b.c = 1\n", b"[target]\n", b"threads = -1\n",
+                b'max_model_bytes = "99999999999999 TiB"\n', b"precision = []\n",
+                b'runtime = "openvino"\n', b"[limits]\n", b"static_shapes = 1\n")  # fmt: skip
+
+
+@fuzz_settings()
+@given(data=st.data())
+def test_profile_toml(work_dir: Path, data: st.DataObject) -> None:
+    from edgekit.profiles import load_profile
+
+    name = data.draw(st.sampled_from(sorted(PROFILE_TEXTS)), label="profile")
+    path = work_dir / name
+    path.write_bytes(data.draw(mutated_bytes(PROFILE_TEXTS[name], _TOML_TOKENS), label="text"))
+    only_edgekit_errors(lambda: load_profile(path), keep=path)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "tflite",
+            "onnx",
+            "openvino",
+            "litert",
+            "onnxruntime",
+            "int8",
+            "fp32",
+            "CPU",
+            "x86_64",
+            "1 MiB",
+            "{model}",
+            "float32",
+            "xnnpack",
+        ]
+    ),  # fmt: skip
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def profile_dicts(draw: st.DrawFn) -> Any:
+    """A shipped profile with a few keys replaced, dropped or added, or random data."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(_VALUES)
+    base = tomllib.loads(draw(st.sampled_from(sorted(PROFILE_TEXTS.values()))).decode())
+    for _ in range(draw(st.integers(1, 4))):
+        table = base
+        keys = list(table)
+        if keys and draw(st.booleans()):
+            sub = table[draw(st.sampled_from(keys))]
+            if isinstance(sub, dict):
+                table = sub
+        keys = list(table)
+        action = draw(st.sampled_from(["replace", "drop", "add"]))
+        if action == "add" or not keys:
+            table[draw(st.text(max_size=10))] = draw(_VALUES)
+        elif action == "drop":
+            del table[draw(st.sampled_from(keys))]
+        else:
+            table[draw(st.sampled_from(keys))] = draw(_VALUES)
+    return base
+
+
+@fuzz_settings()
+@given(data=profile_dicts())
+def test_profile_validate(data: Any) -> None:
+    from edgekit.profiles import validate
+
+    only_edgekit_errors(lambda: validate(data, "fuzz.toml"))
+
+
+# --- reports and bundles (parsers written by colleagues) -----------------------------------
+
+_JSON_TOKENS = (b"{", b"}", b"[", b"]", b'"', b",", b":", b"null", b"1e999", b"-0", b"NaN",
+                b"Infinity", b"\\ud800", b'"schema_version": 1', b'"schema_version": 2',
+                b"\xff", b"\x00", b"9" * 40)  # fmt: skip
+
+
+@st.composite
+def json_documents(draw: st.DrawFn) -> bytes:
+    """Mutated JSON text of an object that looks like what the parser expects, or random JSON."""
+    doc = draw(st.dictionaries(st.text(max_size=12), _VALUES, max_size=6))
+    if draw(st.booleans()):
+        doc["schema_version"] = draw(st.one_of(st.just(1), _SCALARS))
+    text = json.dumps(doc, allow_nan=True).encode()
+    if draw(st.booleans()):
+        text = draw(mutated_bytes(text, _JSON_TOKENS))
+    return text
+
+
+@fuzz_settings()
+@given(text=json_documents())
+def test_report_json(work_dir: Path, text: bytes) -> None:
+    load_report = require("edgekit.bench.report", "load_report")
+    path = work_dir / "report.json"
+    path.write_bytes(text)
+    only_edgekit_errors(lambda: load_report(path), keep=path)
+
+
+@fuzz_settings()
+@given(text=json_documents(), with_model=st.booleans())
+def test_bundle_manifest(work_dir: Path, text: bytes, with_model: bool) -> None:
+    load_bundle = require("edgekit.deploy", "load_bundle")
+    bundle = work_dir / "bundle"
+    bundle.mkdir(exist_ok=True)
+    (bundle / "manifest.json").write_bytes(text)
+    model = bundle / "model.tflite"
+    if with_model and TFLITE:
+        model.write_bytes(TFLITE[min(TFLITE, key=lambda k: len(TFLITE[k]))])
+    else:
+        model.unlink(missing_ok=True)
+    only_edgekit_errors(lambda: load_bundle(bundle), keep=bundle / "manifest.json")
+
+
+# --- regressions: inputs the fuzzer found, kept forever ------------------------------------
+
+
+def test_harness_catches_a_hang() -> None:
+    """The per-case bound really stops a parser that never returns."""
+    with pytest.raises(CaseTimeout):
+        with time_bound(0.2):
+            while True:
+                math.sqrt(2)
+
+
+# Deep nesting makes Python's recursive parsers (tomllib, json) raise RecursionError, which
+# is not an EdgekitError. The fix belongs in the parsers' owners' files (catch RecursionError
+# next to the decode error); strict, so that these fail once fixed and the marks come off.
+_UNFIXED = "RecursionError escapes on deeply nested input; reported to the file's owner"
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_UNFIXED)
+def test_profile_with_deeply_nested_arrays(tmp_path: Path) -> None:
+    from edgekit.profiles import load_profile
+
+    path = tmp_path / "deep.toml"
+    path.write_text("name = " + "[" * 5000)
+    only_edgekit_errors(lambda: load_profile(path))
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_UNFIXED)
+def test_report_with_deeply_nested_arrays(tmp_path: Path) -> None:
+    load_report = require("edgekit.bench.report", "load_report")
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    only_edgekit_errors(lambda: load_report(path))

@@ -1,0 +1,204 @@
+"""The whole `optimize` flow: budgets, the keep-layers-float loop, reports, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_user_error, run_cli
+
+
+def _outlier_case(tmp: Path) -> tuple[Path, object]:
+    """A model int8 breaks on purpose: one hidden unit always outputs ~5000, so a
+    per-tensor int8 scale for that activation rounds every real feature to zero."""
+    import keras
+
+    from edgekit.data import Dataset, Preprocess
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 4)).astype(np.float32)
+    x = rng.normal(size=(600, 16)).astype(np.float32)
+    y = (x @ w).argmax(1)
+    inp = keras.Input((16,), name="features")
+    spread = keras.layers.Dense(17, name="spread")
+    h = spread(inp)
+    head = keras.layers.Dense(4, activation="softmax", name="head")
+    model = keras.Model(inp, head(h))
+    k1 = np.concatenate([np.eye(16), np.zeros((16, 1))], 1).astype(np.float32)
+    b1 = np.zeros(17, np.float32)
+    b1[16] = 5000.0
+    spread.set_weights([k1, b1])
+    head.set_weights([np.concatenate([w * 4, np.zeros((1, 4))]).astype(np.float32),
+                      np.zeros(4, np.float32)])  # fmt: skip
+    path = tmp / "outlier.keras"
+    model.save(path)
+    pre = Preprocess("array", "array", (16,))
+    ds = Dataset("outlier", pre, ["a", "b", "c", "d"], x[:400], y[:400], x[400:450], y[400:450],
+                 x[450:], y[450:])  # fmt: skip
+    return path, ds
+
+
+@pytest.mark.parametrize("profile", ["rpi4", "x86-avx2", "x86-avx512"])
+def test_accuracy_drop_loop_keeps_layers_float_and_meets_budget(
+    tmp_path: Path, profile: str
+) -> None:
+    from edgekit.optimize import optimize
+
+    model, ds = _outlier_case(tmp_path)
+    res = optimize(model, profile, out=tmp_path / "opt", quantize="int8", calib_data=ds,
+                   max_accuracy_drop=1.0, measure=False)  # fmt: skip
+    rep = res.report
+    plain = next(c for c in rep["candidates"] if c["precision"] == "int8" and not c["kept_float"])
+    assert plain["accuracy_drop"] > 10, "the case must break plain int8"
+    assert rep["kept_float"], "layers must be kept float"
+    assert rep["meets_budget"] and rep["accuracy_drop"] <= 1.0
+    assert rep["layer_errors"], "per-layer errors must be reported"
+    assert rep["recovery"]["met"]
+    assert rep["optimized"]["accuracy"] >= rep["baseline"]["accuracy"] - 0.01
+    assert res.model_path.is_file()
+
+
+def test_nothing_meets_budget_is_said_and_best_is_saved(tmp_path: Path) -> None:
+    from edgekit.optimize import optimize
+
+    model, ds = _outlier_case(tmp_path)
+    res = optimize(model, "x86-avx2", out=tmp_path / "opt", quantize="int8", calib_data=ds,
+                   max_accuracy_drop=1.0, max_float_layers=0, measure=False)  # fmt: skip
+    assert not res.met_budget and not res.report["meets_budget"]
+    assert any("NO candidate meets" in w for w in res.warnings)
+    assert res.model_path.is_file()
+    assert "does NOT meet" in res.markdown_path.read_text()
+
+
+def test_report_schema_generated_inputs_and_atomic_output(tmp_path: Path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.optimize.report import ENTRY_KEYS
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "stale.txt").write_text("old run")
+    res = optimize(tiny_models["onnx"], "x86-avx2", out=out)
+    rep = json.loads(res.report_path.read_text())
+    assert rep["schema_version"] == 1
+    for side in ("baseline", "optimized"):
+        assert set(ENTRY_KEYS) <= set(rep[side])
+        assert rep[side]["accuracy"] is None  # generated inputs prove nothing
+        assert rep[side]["latency_ms"] > 0
+    assert rep["baseline"]["precision"] == "fp32"
+    assert set(rep["parity"]) == {"top1_agreement", "max_abs_error", "cosine"}
+    assert {c["precision"] for c in rep["candidates"]} == {"int8", "dynamic", "fp32"}
+    assert any("UNPROVEN" in w for w in rep["warnings"])
+    assert not (out / "stale.txt").exists()  # the folder was replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no temp folders left
+    md = res.markdown_path.read_text()
+    assert "| median latency |" in md and "## Warnings" in md
+
+
+def test_host_measurement_is_labelled(tmp_path: Path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+
+    res = optimize(tiny_models["keras"], "rpi4", out=tmp_path / "o", quantize="int8")
+    assert res.report["measurement"]["host_measurement"] is True
+    assert any("HOST MEASUREMENTS" in w for w in res.warnings)
+
+
+def test_slower_is_said_with_the_ops(tmp_path: Path, tiny_models, monkeypatch) -> None:
+    from edgekit.optimize import _tools, optimize
+
+    # Force the optimized model to measure slower than the baseline.
+    real = _tools.time_models
+    monkeypatch.setattr(
+        _tools, "time_models", lambda paths, *a, **k: [1.0] + [2.0] * (len(real and paths) - 1)
+    )
+    res = optimize(tiny_models["onnx"], "x86-avx2", out=tmp_path / "o", quantize="int8",
+                   graph_opt=False)  # fmt: skip
+    slow = [w for w in res.warnings if "SLOWER than the fp32 baseline" in w]
+    assert slow and "ops responsible" in slow[0]
+    assert res.report["slow_ops"]["unit"] == "ms per inference"
+
+
+def test_optimize_light_squeezenet_to_openvino_int8(tmp_path: Path, shared_models: Path) -> None:
+    from edgekit.optimize import optimize
+
+    res = optimize(shared_models / "light_squeezenet.onnx", "x86-avx512", out=tmp_path / "o",
+                   quantize="int8", calib_samples=8)  # fmt: skip
+    rep = res.report
+    assert rep["optimized"]["precision"] == "int8"
+    assert rep["optimized"]["format"] == "openvino"
+    assert rep["optimized"]["size_bytes"] < 0.4 * rep["baseline"]["size_bytes"]
+    assert rep["parity"]["cosine"] > 0.95
+
+
+# --- CLI -------------------------------------------------------------------------------
+
+
+def test_cli_missing_calibration_data_is_one_sentence(tmp_path: Path, tiny_models) -> None:
+    r = run_cli("optimize", str(tiny_models["onnx"]), "--profile", "x86-avx2",
+                "--calib-data", f"npz:{tmp_path / 'nope.npz'}", "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "nope.npz")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_bad_calibration_shape(tmp_path: Path, tiny_models) -> None:
+    np.savez(tmp_path / "d.npz", x=np.zeros((20, 5, 5), np.float32), y=np.zeros(20, np.int64))
+    r = run_cli("optimize", str(tiny_models["onnx"]), "--profile", "x86-avx2",
+                "--calib-data", f"npz:{tmp_path / 'd.npz'}", "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "expects")
+
+
+def test_cli_tflite_cannot_be_requantized(tmp_path: Path, tiny_models) -> None:
+    r = run_cli("optimize", str(tiny_models["tflite"]), "--profile", "rpi4", "--quantize", "int8",
+                "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "cannot be re-quantized")
+
+
+def test_cli_bad_prune_and_profile(tmp_path: Path, tiny_models) -> None:
+    r = run_cli("optimize", str(tiny_models["onnx"]), "--profile", "x86-avx2", "--prune", "1.5",
+                "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "--prune")
+    r = run_cli("optimize", str(tiny_models["onnx"]), "--profile", "rpi44", "--out",
+                str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "rpi4")
+
+
+def test_cli_help_documents_the_command() -> None:
+    r = run_cli("optimize", "--help")
+    assert r.returncode == 0 and "Example:" in r.stdout and "--max-accuracy-drop" in r.stdout
+
+
+# --- the reference CNN, every format (slow) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgekit.train import train
+
+    out = tmp_path_factory.mktemp("cnn") / "run"
+    return train("cnn", "digits", out, epochs=8, progress=False).model_path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["rpi4", "x86-avx2", "x86-avx512"])
+def test_reference_cnn_int8_keeps_accuracy(tmp_path: Path, reference_cnn: Path, profile) -> None:
+    from edgekit.optimize import optimize
+
+    res = optimize(reference_cnn, profile, out=tmp_path / "o", quantize="int8")
+    rep = res.report
+    assert rep["data"]["labelled"]  # the recipe's dataset was found from metrics.json
+    assert rep["baseline"]["accuracy"] > 0.95
+    assert rep["accuracy_drop"] <= 1.0
+    assert rep["optimized"]["size_bytes"] <= 0.30 * rep["baseline"]["size_bytes"]
+
+
+@pytest.mark.slow
+def test_reference_cnn_pruned_int8(tmp_path: Path, reference_cnn: Path) -> None:
+    from edgekit.optimize import optimize
+
+    res = optimize(reference_cnn, "rpi4", out=tmp_path / "o", quantize="int8", prune=0.5,
+                   structured=True, max_accuracy_drop=1.5)  # fmt: skip
+    rep = res.report
+    assert rep["pruning"]["params_after"] < 0.3 * rep["pruning"]["params_before"]
+    assert rep["accuracy_drop"] <= 1.5

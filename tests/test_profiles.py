@@ -1,0 +1,392 @@
+"""Hardware profiles: every shipped file validates, and every user mistake is one clear sentence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import ProfileError
+from edgekit.profiles import (
+    PRECISIONS,
+    SHIPPED_DIR,
+    format_bytes,
+    list_profiles,
+    load_profile,
+    validate,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_FILES = sorted(SHIPPED_DIR.glob("*.toml"))
+REQUIRED = {
+    "x86-avx512",
+    "x86-avx2",
+    "intel-igpu",
+    "intel-npu",
+    "rpi4",
+    "rpi5",
+    "coral-edgetpu",
+    "jetson-orin",
+    "nvidia-gpu",
+    "android-arm64",
+    "qualcomm-npu",
+    "cortex-m",
+}
+HEAVY = ("tensorflow", "onnxruntime", "openvino", "nncf")
+
+GOOD = """\
+name = "my-board"
+description = "A test board. It has one CPU."
+source = "edgekit tests"
+
+[target]
+arch = "aarch64"
+runtime = "litert"
+format = "tflite"
+precision = ["int8", "fp32"]
+threads = 2
+
+[limits]
+max_model_bytes = "2 MiB"
+"""
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "EDGEKIT_PROFILE_PATH"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=full_env,
+        timeout=120,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_user_profile_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGEKIT_PROFILE_PATH", raising=False)
+
+
+# --- shipped profiles ---------------------------------------------------------------
+
+
+def test_required_profiles_are_shipped() -> None:
+    on_disk = {f.stem for f in SHIPPED_FILES}
+    assert REQUIRED <= on_disk, f"missing: {sorted(REQUIRED - on_disk)}"
+    assert {p.name for p in list_profiles()} == on_disk
+
+
+@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: p.stem)
+def test_shipped_profile_validates(path: Path) -> None:
+    by_path = load_profile(path)
+    by_name = load_profile(path.stem)
+    assert by_path == by_name
+    assert by_name.name == path.stem
+    assert by_name.path == path
+    assert by_name.precision and set(by_name.precision) <= set(PRECISIONS)
+    # The first sentence names the hardware and fits one table cell.
+    assert 10 <= len(by_name.summary) <= 80, by_name.summary
+    assert by_name.description.endswith(".")
+    assert "http" in by_name.source or "documentation" in by_name.source.lower()
+    # to_dict is the TOML layout: it is JSON-safe and validates back to the same profile.
+    data = json.loads(json.dumps(by_name.to_dict()))
+    assert validate(data, "roundtrip") == by_name
+
+
+def test_shipped_profiles_hold_the_vendor_facts() -> None:
+    coral = load_profile("coral-edgetpu")
+    assert coral.precision == ("int8",) and coral.limits.int8_only and coral.limits.static_shapes
+    assert (coral.input_dtype, coral.output_dtype) == ("uint8", "uint8")
+    assert coral.delegate == "edgetpu"
+    assert coral.compiler is not None and coral.compiler.name == "edgetpu_compiler"
+    assert coral.compiler.argv("m.tflite", "out") == [
+        "edgetpu_compiler",
+        "--show_operations",
+        "--out_dir",
+        "out",
+        "m.tflite",
+    ]
+
+    mcu = load_profile("cortex-m")
+    assert mcu.runtime == "tflite-micro" and mcu.limits.int8_only
+    assert mcu.limits.max_model_bytes == 1024 * 1024
+    assert mcu.limits.max_arena_bytes == 256 * 1024
+    assert (mcu.input_dtype, mcu.output_dtype) == ("int8", "int8")
+
+    avx2 = load_profile("x86-avx2")
+    q = avx2.quantization
+    assert (q.activation_type, q.weight_type, q.reduce_range) == ("uint8", "int8", True)
+    assert avx2.provider == "CPUExecutionProvider"
+
+    qnn = load_profile("qualcomm-npu")
+    assert qnn.provider == "QNNExecutionProvider" and qnn.limits.static_shapes
+    assert qnn.quantization.quant_format == "QDQ"
+    assert qnn.quantization.activation_type == "uint8"
+
+    assert load_profile("jetson-orin").providers[:2] == (
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+    )
+    assert load_profile("nvidia-gpu").precision[0] == "fp16"
+    assert (
+        load_profile("intel-npu").device == "NPU" and load_profile("intel-npu").limits.static_shapes
+    )
+    assert load_profile("intel-igpu").device == "GPU"
+    assert load_profile("x86-avx512").runtime == "openvino"
+    for name in ("rpi4", "rpi5"):
+        pi = load_profile(name)
+        assert (pi.arch, pi.delegate, pi.threads, pi.precision[0]) == (
+            "aarch64",
+            "xnnpack",
+            4,
+            "int8",
+        )
+
+
+# --- user profiles --------------------------------------------------------------------
+
+
+def test_user_profile_from_a_path(tmp_path: Path) -> None:
+    path = tmp_path / "board.toml"
+    path.write_text(GOOD)
+    for arg in (path, str(path)):
+        profile = load_profile(arg)
+        assert profile.name == "my-board"
+        assert profile.threads == 2
+        assert profile.limits.max_model_bytes == 2 * 1024 * 1024
+        assert profile.device == "CPU"  # the default
+        assert profile.summary == "A test board"
+
+
+def test_user_profile_folder_on_the_search_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my-board.toml").write_text(GOOD)
+    # A user file named like a shipped one wins over it.
+    (tmp_path / "rpi4.toml").write_text(GOOD.replace('"my-board"', '"rpi4"'))
+    monkeypatch.setenv("EDGEKIT_PROFILE_PATH", str(tmp_path))
+    assert load_profile("my-board").threads == 2
+    assert load_profile("rpi4").threads == 2
+    names = [p.name for p in list_profiles()]
+    assert "my-board" in names and names.count("rpi4") == 1 and "cortex-m" in names
+
+
+def test_search_path_file_must_carry_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "other.toml").write_text(GOOD)
+    monkeypatch.setenv("EDGEKIT_PROFILE_PATH", str(tmp_path))
+    with pytest.raises(ProfileError, match="'name' is 'my-board' but the file is named 'other'"):
+        load_profile("other")
+
+
+def test_missing_search_path_folder_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEKIT_PROFILE_PATH", "/nonexistent/edgekit-profiles")
+    with pytest.raises(ProfileError, match="/nonexistent/edgekit-profiles"):
+        list_profiles()
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile(tmp_path / "nope.toml")
+
+
+# --- validation rules (API level) -------------------------------------------------------
+
+
+def _data(**target: object) -> dict:
+    base = {"arch": "aarch64", "runtime": "litert", "format": "tflite", "precision": ["int8"]}
+    return {"name": "t", "description": "T.", "source": "s", "target": {**base, **target}}
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (_data(threads=True), "'target.threads' must be an integer, got True"),
+        (_data(threads=0), "'target.threads' must be at least 1"),
+        (_data(format="onnx"), "'target.format' 'onnx' cannot be run by runtime 'litert'"),
+        (_data(providers=["CPUExecutionProvider"]), "'target.providers' applies only"),
+        (_data(precision=[]), "at least one precision"),
+        (_data(precision=["int8", "int8"]), "lists 'int8' more than once"),
+        (_data(precision=["int4"]), "unknown value 'int4' in 'target.precision'"),
+        (_data(device="gpu"), "did you mean 'GPU'?"),
+        (
+            {**_data(precision=["int8", "fp16"]), "limits": {"int8_only": True}},
+            "'limits.int8_only' is true",
+        ),
+        ({**_data(), "limits": {"max_arena_bytes": "lots"}}, "'limits.max_arena_bytes' must be"),
+        ({**_data(), "limts": {}}, "unknown key 'limts' at the top level; did you mean 'limits'?"),
+        (
+            {**_data(), "compiler": {"name": "c", "command": ["c", "{out_dir}"]}},
+            "placeholder '{model}'",
+        ),
+        ({**_data(), "name": "My Board"}, "must be lowercase"),
+        ({k: v for k, v in _data().items() if k != "target"}, "missing required table 'target'"),
+    ],
+)
+def test_validate_rejects(data: dict, needle: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        validate(data, "t.toml")
+    message = str(info.value)
+    assert needle in message
+    assert message.startswith("t.toml: ")
+    assert "\n" not in message
+
+
+def test_sizes_accept_units_and_integers() -> None:
+    limits = {"max_model_bytes": "1.5 MiB", "max_arena_bytes": 4096}
+    profile = validate({**_data(), "limits": limits}, "t")
+    assert profile.limits.max_model_bytes == 1536 * 1024
+    assert profile.limits.max_arena_bytes == 4096
+    assert format_bytes(262144) == "256 KiB"
+    assert format_bytes(1536 * 1024) == "1.5 MiB"
+    assert format_bytes(100) == "100 B"
+
+
+def test_onnxruntime_defaults_to_the_cpu_provider() -> None:
+    data = _data(runtime="onnxruntime", format="onnx")
+    assert validate(data, "t").providers == ("CPUExecutionProvider",)
+
+
+def test_runnable_here() -> None:
+    avx2 = load_profile("x86-avx2")
+    assert avx2.runnable_here("x86_64", ["onnxruntime"])
+    assert avx2.runnable_here("AMD64", {"onnxruntime", "litert"})
+    assert not avx2.runnable_here("aarch64", ["onnxruntime"])
+    assert not avx2.runnable_here("x86_64", ["openvino"])
+    assert load_profile("rpi5").runnable_here("arm64", ["litert"])
+    assert not load_profile("cortex-m").runnable_here("x86_64", ["litert", "tflite-micro"])
+
+
+# --- the CLI: one sentence on stderr, exit code 2, no traceback ----------------------------
+
+
+def _assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def _user_file(tmp_path: Path, text: str, name: str = "rpi-custom.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_cli_typo_key_suggests_and_lists_valid_keys(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace("precision =", "precison ="))
+    _assert_user_error(
+        run_cli("profiles", "show", path),
+        "rpi-custom.toml",
+        "unknown key 'precison' in [target]",
+        "did you mean 'precision'?",
+        "Valid keys: arch, runtime, format, precision",
+    )
+
+
+def test_cli_wrong_type_names_key_type_and_value(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace("threads = 2", 'threads = "four"'))
+    _assert_user_error(
+        run_cli("profiles", "show", path),
+        "rpi-custom.toml",
+        "'target.threads' must be an integer",
+        "'four'",
+    )
+
+
+def test_cli_missing_key_is_named(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace('runtime = "litert"\n', ""))
+    _assert_user_error(
+        run_cli("profiles", "show", path),
+        "rpi-custom.toml",
+        "missing required key 'target.runtime'",
+    )
+
+
+def test_cli_unknown_runtime_lists_valid_runtimes(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace('runtime = "litert"', 'runtime = "tensorrt"'))
+    _assert_user_error(
+        run_cli("profiles", "show", path),
+        "unknown value 'tensorrt' for 'target.runtime'",
+        "litert, onnxruntime, openvino, tflite-micro",
+    )
+
+
+def test_cli_bad_toml_names_file_and_line(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace('source = "edgekit tests"', "source = edgekit tests"))
+    _assert_user_error(
+        run_cli("profiles", "show", path), "rpi-custom.toml", "invalid TOML", "line 3"
+    )
+
+
+def test_cli_unknown_profile_name_lists_shipped_ones() -> None:
+    _assert_user_error(
+        run_cli("profiles", "show", "rpi44"),
+        "unknown profile 'rpi44'",
+        "did you mean 'rpi4'?",
+        "cortex-m",
+        "x86-avx512",
+    )
+
+
+def test_cli_list_json_parses() -> None:
+    result = run_cli("profiles", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    items = json.loads(result.stdout)
+    assert [i["name"] for i in items] == sorted(f.stem for f in SHIPPED_FILES)
+    for item in items:
+        assert Path(item["path"]).is_file()
+        assert item["target"]["runtime"] and item["target"]["precision"]
+
+
+def test_cli_show_json_matches_the_api() -> None:
+    result = run_cli("profiles", "show", "coral-edgetpu", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data.pop("path") == str(SHIPPED_DIR / "coral-edgetpu.toml")
+    assert data == load_profile("coral-edgetpu").to_dict()
+
+
+def test_cli_list_table_shows_every_profile() -> None:
+    result = run_cli("profiles", "list", env={"COLUMNS": "160"})
+    assert result.returncode == 0, result.stderr
+    for path in SHIPPED_FILES:
+        assert path.stem in result.stdout
+    assert "GPU (TensorRT)" in result.stdout
+    assert "Raspberry Pi 4 Model B" in result.stdout  # the description column
+
+
+def test_cli_show_table(tmp_path: Path) -> None:
+    result = run_cli("profiles", "show", _user_file(tmp_path, GOOD), env={"COLUMNS": "160"})
+    assert result.returncode == 0, result.stderr
+    assert "my-board" in result.stdout
+    assert "2097152 (2 MiB)" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["profiles", "list"], ["profiles", "show", "rpi4", "--json"]])
+def test_cli_profiles_loads_no_framework(args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from edgekit.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rpi4" in result.stdout  # the command really ran
+    assert "HEAVY=\n" in result.stderr, result.stderr
