@@ -77,6 +77,40 @@ LITERT_TOOL = textwrap.dedent(
 )
 
 
+LITERT_BARE = textwrap.dedent(
+    """
+    import json, sys, time
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_path=sys.argv[1], num_threads=1)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    invoke, pc, n = it.invoke, time.perf_counter_ns, 300_000
+    for _ in range(n // 10):
+        invoke()
+    times = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        t0 = pc()
+        invoke()
+        times[i] = pc() - t0
+    clock = np.empty(n // 10, dtype=np.int64)
+    for i in range(n // 10):
+        t0 = pc()
+        clock[i] = pc() - t0
+    print(json.dumps({"invoke_us": float(np.median(times)) / 1e3,
+                      "clock_us": float(np.median(clock)) / 1e3}))
+    """
+)
+
+
+def bare_invoke_us(model: Path) -> dict:
+    """Median of invoke() alone (no copies), timed per call like edgekit: the interpreter's cost."""
+    cmd = [sys.executable, "-c", LITERT_BARE, str(model)]
+    text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(text.strip().splitlines()[-1])
+
+
 def build_models(folder: Path) -> dict[str, Path]:
     """The small CNN and MobileNetV2 .tflite files (built once, reused from `folder`)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,17 +148,19 @@ def run_edgekit(model: Path, runtime: str, threads: int, seconds: float, tmp: Pa
     ]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=ROOT)
     rep = json.loads(out.read_text())
+    load = rep["environment"]["load_avg"]
     return {
         "median_ms": rep["latency_ms"]["median"],
         "n": rep["latency_ms"]["n"],
         "ci": [rep["latency_ms"]["median_ci"]["low"], rep["latency_ms"]["median_ci"]["high"]],
         "stop_reason": rep["protocol"]["stop_reason"],
+        "load_avg_1min": load[0] if load else None,
     }
 
 
 def run_benchmark_app(model: Path, threads: int, seconds: float) -> dict:
     cmd = [
-        str(BIN / "benchmark_app"), "-m", str(model), "-api", "sync", "-hint", "none",
+        shutil.which("benchmark_app") or str(BIN / "benchmark_app"), "-m", str(model), "-api", "sync", "-hint", "none",
         "-nstreams", "1", "-nthreads", str(threads), "-infer_precision", "f32",
         "-t", str(int(round(seconds))),
     ]  # fmt: skip
@@ -154,16 +190,24 @@ def run_ort_loop(model: Path, threads: int, seconds: float) -> dict:
     return json.loads(text.strip().splitlines()[-1])
 
 
-def cases(models: dict[str, Path]) -> list[dict]:
-    resnet, squeeze = SHARED / "light_resnet50.onnx", SHARED / "light_squeezenet.onnx"
+def cases(shared: Path, runtimes: set[str], build: Path) -> list[dict]:
+    resnet, squeeze = shared / "light_resnet50.onnx", shared / "light_squeezenet.onnx"
     out = []
-    for m in (resnet, squeeze):
-        for t in (1, 2):
-            out.append({"model": m, "runtime": "openvino", "threads": t, "ref": "benchmark_app"})
-    for m in (models["small_cnn"], models["mobilenet_v2"], SHARED / "hello_world_float.tflite"):
-        out.append({"model": m, "runtime": "litert", "threads": 1, "ref": "litert-benchmark"})
-    for m in (resnet, squeeze):
-        out.append({"model": m, "runtime": "onnxruntime", "threads": 1, "ref": "session.run loop"})
+    if "openvino" in runtimes:
+        for m in (resnet, squeeze):
+            for t in (1, 2):
+                out.append(
+                    {"model": m, "runtime": "openvino", "threads": t, "ref": "benchmark_app"}
+                )
+    if "litert" in runtimes:
+        models = build_models(build)
+        for m in (models["small_cnn"], models["mobilenet_v2"], shared / "hello_world_float.tflite"):
+            out.append({"model": m, "runtime": "litert", "threads": 1, "ref": "litert-benchmark"})
+    if "onnxruntime" in runtimes:
+        for m in (resnet, squeeze):
+            out.append(
+                {"model": m, "runtime": "onnxruntime", "threads": 1, "ref": "session.run loop"}
+            )
     return out
 
 
@@ -174,22 +218,25 @@ def main() -> int:
     ap.add_argument("--build", type=Path, help="folder for built models (default: a temp folder)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "edgekit-fidelity")
     ap.add_argument("--only", help="run only cases whose model name contains this")
+    ap.add_argument("--runtimes", default="openvino,litert,onnxruntime", help="comma list")
+    ap.add_argument("--models", type=Path, default=SHARED, help="folder of the shared models")
     args = ap.parse_args()
-    if not SHARED.is_dir():
-        print(f"missing {SHARED}; nothing to measure", file=sys.stderr)
+    if not args.models.is_dir():
+        print(f"missing {args.models}; nothing to measure", file=sys.stderr)
         return 2
     build = args.build or Path(tempfile.gettempdir()) / "edgekit-fidelity-models"
-    models = build_models(build)
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="fidelity-"))
     results = []
     try:
-        for case in cases(models):
+        for case in cases(args.models, set(args.runtimes.split(",")), build):
             if args.only and args.only not in case["model"].name:
                 continue
             a, b = [], []
             for _ in range(args.rounds):
-                a.append(run_edgekit(case["model"], case["runtime"], case["threads"], args.time, tmp))
+                a.append(
+                    run_edgekit(case["model"], case["runtime"], case["threads"], args.time, tmp)
+                )
                 if case["ref"] == "benchmark_app":
                     b.append(run_benchmark_app(case["model"], case["threads"], args.time))
                 elif case["ref"] == "litert-benchmark":
@@ -199,6 +246,10 @@ def main() -> int:
                     b.append(run_ort_loop(case["model"], case["threads"], args.time))
             ek = statistics.median(r["median_ms"] for r in a)
             ref = statistics.median(r["median_ms"] for r in b)
+            # each A/B pair ran back to back: their ratio cancels slow drifts in machine load
+            paired = statistics.median(
+                x["median_ms"] / y["median_ms"] for x, y in zip(a, b, strict=True)
+            )
             row = {
                 "model": case["model"].name,
                 "runtime": case["runtime"],
@@ -207,36 +258,48 @@ def main() -> int:
                 "edgekit_ms": ek,
                 "reference_ms": ref,
                 "ratio": ek / ref,
+                "paired_ratio": paired,
                 "edgekit_rounds": a,
                 "reference_rounds": b,
             }
             results.append(row)
             print(
                 f"{row['model']:28s} {row['runtime']:11s} t={row['threads']} "
-                f"edgekit {ek:9.4f} ms  {row['reference']:17s} {ref:9.4f} ms  ratio {ek / ref:.3f}",
+                f"edgekit {ek:9.4f} ms  {row['reference']:17s} {ref:9.4f} ms  ratio {ek / ref:.3f}"
+                f"  paired {paired:.3f}",
                 flush=True,
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    (args.out / "fidelity.json").write_text(json.dumps(results, indent=2))
     print()
     print("| model | runtime | threads | edgekit median (ms) | reference | reference median (ms) "
-          "| ratio | within ±10% |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| ratio | paired ratio | within ±10% |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        ok = "n/a (< 1 ms)" if r["reference_ms"] < 1 else ("yes" if abs(r["ratio"] - 1) <= 0.10 else "NO")
+        ok = (
+            "n/a (< 1 ms)"
+            if r["reference_ms"] < 1
+            else ("yes" if abs(r["ratio"] - 1) <= 0.10 else "NO")
+        )
         print(
             f"| {r['model']} | {r['runtime']} | {r['threads']} | {r['edgekit_ms']:.4f} | "
-            f"{r['reference']} | {r['reference_ms']:.4f} | {r['ratio']:.3f} | {ok} |"
+            f"{r['reference']} | {r['reference_ms']:.4f} | {r['ratio']:.3f} | "
+            f"{r['paired_ratio']:.3f} | {ok} |"
         )
     hello = [r for r in results if r["model"] == "hello_world_float.tflite"]
     if hello:
         h = hello[0]
+        bare = bare_invoke_us(args.models / "hello_world_float.tflite")
+        h["bare_invoke"] = bare
         print(
-            f"\nhello_world_float.tflite per call: edgekit {h['edgekit_ms'] * 1e3:.2f} µs, "
-            f"LiteRT's own tool {h['reference_ms'] * 1e3:.2f} µs, "
-            f"difference {(h['edgekit_ms'] - h['reference_ms']) * 1e3:+.2f} µs"
+            f"\nhello_world_float.tflite median per call: edgekit {h['edgekit_ms'] * 1e3:.2f} µs "
+            f"(set_tensor + invoke + get_tensor + clock); LiteRT's own tool "
+            f"{h['reference_ms'] * 1e3:.2f} µs (CompiledModel.run_by_name + clock); "
+            f"Interpreter.invoke() alone {bare['invoke_us']:.2f} µs (+ clock); clock pair "
+            f"{bare['clock_us']:.3f} µs. edgekit's own per-call overhead (input copy, output "
+            f"copy, loop): {h['edgekit_ms'] * 1e3 - bare['invoke_us']:+.2f} µs"
         )
+    (args.out / "fidelity.json").write_text(json.dumps(results, indent=2))
     print(f"\nresults: {args.out / 'fidelity.json'}")
     os.sync()
     return 0

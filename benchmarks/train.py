@@ -3,9 +3,9 @@
 Each recipe is trained ``--repeats`` times with the same seed by ``edgekit train``
 in a fresh process; we report the median wall time of the whole command (Python
 start, TensorFlow import, data, training, outputs) and the test accuracy (the same
-every time, which also checks reproducibility). The trained cnn is then exported to
-TFLite, ONNX and OpenVINO (fp32) and each export is scored by ``edgekit eval``
-against the Keras model.
+every time, which also checks reproducibility). Every trained model is then exported
+to TFLite, ONNX and OpenVINO (fp32) and each export is scored by ``edgekit eval``
+against its Keras model.
 
 Usage: python benchmarks/train.py [--repeats 3] [--workdir out/bench-train]
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -93,6 +94,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="Also write the results here.")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
 
     rows = []
     for recipe in args.recipes:
@@ -118,13 +120,12 @@ def main() -> None:
             }
         )
 
-    evals = []
-    if "cnn" in args.recipes:
-        keras_path = args.workdir / "cnn" / "model.keras"
-        keras_acc = run_eval(keras_path, keras_path)
-        evals.append(("keras", keras_acc))
+    evals = []  # (recipe, format, eval result), Keras first for each recipe
+    for recipe in args.recipes:
+        keras_path = args.workdir / recipe / "model.keras"
+        evals.append((recipe, "keras", run_eval(keras_path, keras_path)))
         for fmt, path in export(keras_path).items():
-            evals.append((fmt, run_eval(path, keras_path)))
+            evals.append((recipe, fmt, run_eval(path, keras_path)))
 
     print()
     print(
@@ -137,29 +138,36 @@ def main() -> None:
             f"{str(r['reproducible']):>6} {r['wall_s_median']:16.1f} {r['fit_s_median']:6.1f} "
             f"{r['epochs']:6d} {r['parameters']:8d}  {'yes' if r['pass'] else 'NO'}"
         )
-    if evals:
-        base = evals[0][1]
-        print()
+    print()
+    print(
+        f"{'model':24} {'runtime':12} {'accuracy':>9} {'errors':>7} {'vs keras':>9} "
+        f"{'agree':>7} {'max|diff|':>10}"
+    )
+    keras_errors = {r: e["errors"] for r, f, e in evals if f == "keras"}
+    for recipe, fmt, e in evals:
+        ref = e["reference"]
         print(
-            f"{'cnn as':10} {'runtime':12} {'accuracy':>9} {'errors':>7} {'vs keras':>9} "
-            f"{'agree':>7} {'max|diff|':>10}"
+            f"{recipe + ' as ' + fmt:24} {e['runtime']:12} {e['accuracy']:9.4f} "
+            f"{e['errors']:7d} {e['errors'] - keras_errors[recipe]:+9d} "
+            f"{ref['agreement']:7.4f} {ref['max_abs_diff']:10.2e}"
         )
-        for fmt, e in evals:
-            ref = e["reference"]
-            print(
-                f"{fmt:10} {e['runtime']:12} {e['accuracy']:9.4f} {e['errors']:7d} "
-                f"{e['errors'] - base['errors']:+9d} {ref['agreement']:7.4f} "
-                f"{ref['max_abs_diff']:10.2e}"
-            )
     result = {
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        },
         "train": rows,
-        "eval": [{"format": f, **e} for f, e in evals],
+        "eval": [{"recipe": r, "format": f, **e} for r, f, e in evals],
     }
+    print(
+        f"\nload average (1 min) before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     ok = all(r["pass"] for r in rows) and all(
-        abs(e["errors"] - evals[0][1]["errors"]) <= 1 for _, e in evals
+        abs(e["errors"] - keras_errors[r]) <= 1 for r, _, e in evals
     )
     sys.exit(0 if ok else 1)
 

@@ -476,8 +476,17 @@ def _same_format_copy(src: Model, fmt: str, precision: str, work: Path) -> tuple
             shutil.copyfile(src.path, out)
             shutil.copyfile(src.path.with_suffix(".bin"), out.with_suffix(".bin"))
     else:
+        from edgekit.verify import repaired_tflite
+
         out = work / "model.tflite"
-        shutil.copyfile(src.path, out)
+        fixed = repaired_tflite(src, work)
+        if fixed is not None:
+            # The same model, with the one axis a 1-D tensor has: runtimes refuse the original.
+            os.replace(fixed.path, out)
+            notes.append("1-D tensors' per-axis quantization axis set to 0 (LiteRT, OpenVINO "
+                         "and ONNX Runtime refuse the original's)")  # fmt: skip
+        else:
+            shutil.copyfile(src.path, out)
         if precision == "fp16":
             notes.append(
                 "a TFLite source is kept as it is: fp16 needs the Keras or SavedModel source"
@@ -654,8 +663,14 @@ def deploy(
         fixed = _with_shapes(src, shapes)
         check_limits(fixed, prof, stage="source")
 
-    can_int8 = optimizer is not None or _optimize_available()
+    from edgekit.verify import model_precision
+
+    # A source already quantized in the profile's format ships as it is.
+    prequantized = str(src.format) == prof.format and model_precision(src) == "int8"
+    can_int8 = prequantized or optimizer is not None or _optimize_available()
     chosen, why = choose_precision(prof, precision, can_int8)
+    if prequantized and chosen in INT_PRECISIONS:
+        why = "the source is already quantized"
     if chosen in INT_PRECISIONS and not can_int8:
         default_optimizer(src, prof, chosen, Path("."))  # raises the "needs optimize" error
     if chosen != prof.precision[0] and precision is None:
@@ -677,7 +692,10 @@ def deploy(
         conversion: dict[str, Any] = {"path": [str(src.format)], "tools": [], "attempts": []}
         optimization: dict[str, Any] = {"precision": chosen, "reason": why, "passes": []}
         parity = None
-        if chosen in INT_PRECISIONS:
+        if chosen in INT_PRECISIONS and prequantized:
+            result, notes = _same_format_copy(src, prof.format, "fp32", work)
+            warnings += notes
+        elif chosen in INT_PRECISIONS:
             opt = optimizer or default_optimizer
             qdir = work / "optimized"
             qdir.mkdir()
@@ -686,6 +704,7 @@ def deploy(
             conversion["tools"] = ["optimize"]
             optimization["passes"].append({"name": "quantize", "precision": chosen})
             optimization["optimize"] = result.__dict__.get("optimize_report")
+            warnings += (optimization["optimize"] or {}).get("warnings", [])
             if str(result.format) != prof.format:
                 raise BundleError(
                     f"the optimize pass made a {result.format} model; {prof.name} needs {prof.format}"
@@ -735,7 +754,7 @@ def deploy(
                     result, HOST_RUNTIME[prof.runtime], host_device, host_provider,
                     run_threads, shapes or None)  # fmt: skip
             except EdgekitError as exc:
-                warnings.append(f"latency not measured: {exc}")
+                warnings.append(f"latency not measured: {str(exc).replace(str(work) + '/', '')}")
 
         # 6. Assemble the bundle folder.
         entry = None
@@ -749,6 +768,9 @@ def deploy(
         if pre_file.is_file():
             shutil.copyfile(pre_file, stage / "preprocess.json")
             preprocess = json.loads(pre_file.read_text())
+        compiler = None
+        if prof.compiler is not None:
+            compiler = _run_compiler(prof, stage, entry, warnings)
         req = runtime_requirement(prof)
         _write_text(stage / "requirements.txt", f"{req['requirement']}\nnumpy>=1.26\n")
         _write_text(stage / "run.py", RUNNER_SOURCE)
@@ -793,15 +815,7 @@ def deploy(
             "optimization": optimization,
             "limits_checked": limits_checked,
             "measurements": measurements,
-            "compiler": (
-                {
-                    "name": prof.compiler.name,
-                    "command": prof.compiler.argv(entry, "."),
-                    "ran": False,
-                }
-                if prof.compiler
-                else None
-            ),  # fmt: skip
+            "compiler": compiler,
             "auto_profile": auto_info,
             "warnings": warnings,
             "files": _manifest_hash_files(stage),
@@ -816,6 +830,26 @@ def deploy(
         shutil.rmtree(stage_parent, ignore_errors=True)
     say(f"wrote {out}" + (f" and {archive_path}" if archive_path else ""))
     return Bundle(out, manifest, out / entry, archive_path, warnings)
+
+
+def _run_compiler(prof: Profile, stage: Path, entry: str, warnings: list[str]) -> dict[str, Any]:
+    """Run the profile's compiler step when its tool is on PATH; otherwise the README says how."""
+    import subprocess
+
+    assert prof.compiler is not None
+    argv = prof.compiler.argv(entry, ".")
+    info: dict[str, Any] = {"name": prof.compiler.name, "command": argv, "ran": False}
+    if shutil.which(argv[0]) is None:
+        warnings.append(f"{argv[0]} is not on PATH here; run `{' '.join(argv)}` in the bundle")
+        return info
+    before = {p.name for p in stage.iterdir()}
+    proc = subprocess.run(argv, cwd=stage, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UnsupportedModelError(f"{argv[0]} failed on {entry}: {tail[0]}")
+    info["ran"] = True
+    info["outputs"] = sorted({p.name for p in stage.iterdir()} - before)
+    return info
 
 
 def _with_shapes(model: Model, shapes: Mapping[str, tuple[int, ...]]) -> Model:
@@ -1029,7 +1063,12 @@ def run_bundle(
     from edgekit.model import load
     from edgekit.runtimes import open_session
 
-    b = load_bundle(path)
+    p = Path(path)
+    if p.is_file() and p.name.endswith((".tar.gz", ".tgz")):
+        with tempfile.TemporaryDirectory(prefix="edgekit-bundle-") as tmp:
+            extracted = extract_bundle(p, tmp)
+            return run_bundle(extracted, inputs, output, device=device)
+    b = load_bundle(p)
     model = load(b.model_path)
     dev = device or b.device
     provider = b.provider
@@ -1187,7 +1226,7 @@ def run_onnx(model_path, feeds, threads, providers):
     return list(zip([o.name for o in sess.get_outputs()], outs))
 
 
-def run_openvino(model_path, feeds, threads, device):
+def run_openvino(model_path, feeds, threads, device, precision):
     try:
         import openvino as ov
     except ImportError:
@@ -1196,7 +1235,13 @@ def run_openvino(model_path, feeds, threads, device):
     if device not in core.available_devices:
         sys.stderr.write("run.py: %s not present, running on CPU\n" % device)
         device = "CPU"
-    config = {"INFERENCE_NUM_THREADS": threads} if threads and device == "CPU" else {}
+    config = {}
+    if device == "CPU":
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        if precision == "fp32":
+            # The CPU plugin computes in bf16 on CPUs with AVX-512 BF16 or AMX unless told.
+            config["INFERENCE_PRECISION_HINT"] = "f32"
     compiled = core.compile_model(core.read_model(model_path), device, config)
     res = compiled.create_infer_request().infer(feeds)
     out = []
@@ -1227,7 +1272,8 @@ def main():
     elif fmt == "onnx":
         outs = run_onnx(model_path, feeds, rt.get("threads"), rt.get("providers") or [])
     else:
-        outs = run_openvino(model_path, feeds, rt.get("threads"), rt.get("device") or "CPU")
+        outs = run_openvino(model_path, feeds, rt.get("threads"), rt.get("device") or "CPU",
+                            manifest.get("precision"))
     names = [o["name"] for o in manifest["signature"]["outputs"]]
     if len(names) != len(outs):
         names = [n for n, _ in outs]

@@ -24,7 +24,7 @@ needs_shared = pytest.mark.skipif(
 )
 
 
-def tiny_onnx(path: Path, width: int = 32, layers: int = 2) -> Path:
+def tiny_onnx(path: Path, width: int = 32, layers: int = 2, batch: int | str = 1) -> Path:
     """A MatMul+Relu stack with input 'x' [1, width] float32, built in code."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -41,8 +41,8 @@ def tiny_onnx(path: Path, width: int = 32, layers: int = 2) -> Path:
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, width])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -156,6 +156,14 @@ def test_user_npz_inputs_are_rotated(onnx_model: Path, tmp_path: Path) -> None:
         benchmark(onnx_model, inputs=npz, **QUICK)
 
 
+def test_batch_fills_a_dynamic_first_dimension(tmp_path: Path) -> None:
+    model = tiny_onnx(tmp_path / "dyn.onnx", batch="N")
+    d = check_report(benchmark(model, batch=4, **QUICK))
+    assert d["protocol"]["batch"] == 4 and d["throughput"]["batch"] == 4
+    assert d["model"]["inputs"][0]["shape"][0] == "N"
+    assert d["protocol"]["input_shapes"] == {"x": [4, 32]}
+
+
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_throughput_mode(onnx_model: Path, runtime: str) -> None:
     pytest.importorskip(runtime)
@@ -190,6 +198,7 @@ def test_processes_merge_samples_and_keep_per_process_stats(onnx_model: Path) ->
         ({"max_time": 0}, "--max-time"),
         ({"concurrency": 4}, "throughput only"),
         ({"warmup": "soon"}, "--warmup"),
+        ({"batch": 4}, "fixed first dimension"),
     ],
 )
 def test_bad_settings_are_one_sentence(onnx_model: Path, kwargs: dict, match: str) -> None:
@@ -321,3 +330,68 @@ def test_help_and_compare_load_no_framework(ort_report: Report, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
     assert '"pairs"' in proc.stdout  # the compare really ran
+
+
+def test_bench_reads_a_real_deploy_bundle(onnx_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("edgekit.deploy")
+    bundle = tmp_path / "bundle"
+    made = run_cli("deploy", str(onnx_model), "--profile", "x86-avx2", "--out", str(bundle))
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "r.json"
+    proc = run_cli("bench", str(bundle), "--min-time", "0.2", "--warmup", "0.1s", "--quiet",
+                   "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    d = load_report(out)
+    assert d["model"]["bundle"] == str(bundle)
+    assert Path(d["model"]["path"]).parent == bundle
+    # a bundle changed after deploy is refused by its checksums, in one sentence
+    model_file = Path(d["model"]["path"])
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    proc = run_cli("bench", str(bundle), "--min-time", "0.1")
+    assert proc.returncode == 2 and "sha256" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_certify_preset_is_60_seconds_and_max_time_still_bounds_it(
+    onnx_model: Path, tmp_path: Path
+) -> None:
+    from edgekit.bench.harness import Protocol
+
+    assert Protocol.certify().min_time_s == 60.0 and Protocol().min_time_s <= 5.0
+    out = tmp_path / "c.json"
+    proc = run_cli("bench", str(onnx_model), "--certify", "--warmup", "0", "--max-time", "0.3",
+                   "--quiet", "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    d = load_report(out)
+    assert d["protocol"]["min_time_s"] == 60.0 and d["protocol"]["stop_reason"] == "max_time"
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_each_bound_sample_really_reaches_the_model(onnx_model: Path, runtime: str) -> None:
+    """The timed callables must run on their own input, not on whatever was set last."""
+    pytest.importorskip(runtime)
+    from edgekit.inputs import generate_inputs
+    from edgekit.runtimes import open_session
+
+    with open_session(onnx_model, runtime, threads=1) as session:
+        feeds = generate_inputs(session.signature, count=3, seed=5)
+        calls = [session.bind(f) for f in feeds]
+        for f, call in zip(feeds, calls, strict=True):
+            got = call()
+            got = np.asarray(got[0] if not isinstance(got, np.ndarray) else got)
+            want = session.run(f)["y"]
+            np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+
+
+@needs_shared
+def test_each_bound_sample_really_reaches_litert() -> None:
+    from edgekit.inputs import generate_inputs
+    from edgekit.runtimes import open_session
+
+    with open_session(HELLO, "litert", threads=1) as session:
+        feeds = generate_inputs(session.signature, count=3, seed=5)
+        calls = [session.bind(f) for f in feeds]
+        outs = [np.array(c()) for c in calls]
+        for f, got in zip(feeds, outs, strict=True):
+            (want,) = session.run(f).values()
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert not np.allclose(outs[0], outs[1])

@@ -234,3 +234,16 @@ def test_results_run_on_their_runtime(models: dict[str, Path], tmp_path: Path) -
     with open_session(res.model) as s:
         (out,) = s.run({s.signature.inputs[0].name: x}).values()
     assert out.shape == (1, 5) and abs(float(out.sum()) - 1.0) < 1e-5
+
+
+def test_recurrent_keras_to_tflite_fixes_the_batch(tmp_path: Path) -> None:
+    """Keras LSTMs leave TensorList ops that TFLite lowers only for a known batch size."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((5, 3), name="steps")
+    keras.Model(inp, keras.layers.LSTM(4)(inp)).save(tmp_path / "lstm.keras")
+    res = convert(tmp_path / "lstm.keras", "tflite", tmp_path / "lstm.tflite")
+    assert res.parity.passed
+    assert res.model.signature.inputs[0].shape == (1, 5, 3)
+    assert any("dynamic shape fixed to [1, 5, 3]" in w for w in res.warnings)

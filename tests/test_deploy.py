@@ -315,3 +315,42 @@ def test_runner_installs_into_a_fresh_venv(bundle: Path, tmp_path: Path) -> None
     assert (tmp_path / "o.npz").is_file()
     freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True)
     assert "edgekit" not in freeze.stdout and "tensorflow" not in freeze.stdout
+
+
+def test_profile_auto_picks_the_fastest_runnable_profile(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    b = deploy(models["tiny"], "auto", tmp_path / "b", precision="fp32", measure=False,
+               log=lines.append)  # fmt: skip
+    auto = b.manifest["auto_profile"]
+    times = [c["median_ms"] for c in auto["candidates"]]
+    assert auto["chosen"] == b.manifest["profile"]["name"] == auto["candidates"][0]["profile"]
+    assert times == sorted(times) and len(times) >= 2
+    assert b.manifest["runtime"]["threads"] == auto["threads"]
+    assert any(
+        ln.startswith(f"auto: chose {auto['chosen']}") and "runners-up" in ln for ln in lines
+    )
+
+
+def test_quantized_tflite_to_cortex_m_ships_as_it_is(shared_models: Path, tmp_path: Path) -> None:
+    src = shared_models / "micro_speech_quantized.tflite"
+    b = deploy(src, "cortex-m", tmp_path / "b", measure=False)
+    m = b.manifest
+    assert (
+        m["precision"] == "int8"
+        and m["optimization"]["reason"] == "the source is already quantized"
+    )
+    assert m["limits_checked"]["model_bytes"] == src.stat().st_size
+    assert 0 < m["limits_checked"]["arena_bytes_estimate"] <= 256 * 1024
+    assert m["limits_checked"]["float_ops"] == 0
+    assert (b.path / "model.tflite").read_bytes() == src.read_bytes()
+    assert "xxd -i model.tflite" in (b.path / "README.md").read_text()
+    x = np.random.default_rng(0).integers(-128, 127, (1, 1960)).astype(np.int8)
+    np.savez(tmp_path / "in.npz", x)
+    out = run_bundle(b.path, tmp_path / "in.npz")["outputs"]
+    from edgekit.runtimes import open_session
+
+    with open_session(src) as s:
+        (ref,) = s.run({s.signature.inputs[0].name: x}).values()
+    np.testing.assert_array_equal(next(iter(out.values())), ref)

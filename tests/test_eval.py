@@ -114,6 +114,32 @@ def test_int8_model_is_quantized_and_dequantized(models):
     assert np.all(r.outputs >= -1e-6) and np.allclose(r.outputs.sum(1), 1, atol=0.1)
 
 
+@pytest.mark.parametrize("recipe", ["lstm", "transformer"])
+def test_sequence_recipes_convert_and_agree(recipe, tmp_path):
+    """The lstm and transformer recipes convert to TFLite and ONNX and score the same."""
+    import keras
+    import tensorflow as tf
+
+    run = train(recipe, "digits", tmp_path / recipe, epochs=1, max_train=100, progress=False)
+    model = keras.saving.load_model(run.model_path, compile=False)
+    tflite = tmp_path / recipe / "model.tflite"
+    tflite.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    checks = [tflite]
+    try:
+        import tf2onnx
+
+        spec = (tf.TensorSpec((None, 28, 28), tf.float32, name="input"),)
+        onnx_path = tmp_path / recipe / "model.onnx"
+        tf2onnx.convert.from_keras(model, input_signature=spec, output_path=str(onnx_path))
+        checks.append(onnx_path)
+    except ImportError:
+        pass
+    for path in checks:
+        r = evaluate(path, "digits", reference=run.model_path)
+        assert r.reference["disagreements"] <= 1, path.name
+        assert r.reference["max_abs_diff"] < 1e-3, path.name
+
+
 def test_preprocess_from_elsewhere_or_guessed(models, tmp_path):
     run, paths = models
     lone = tmp_path / "model.tflite"

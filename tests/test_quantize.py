@@ -73,6 +73,7 @@ def test_tflite_modes(tiny: dict, precision: str, opts: dict, min_cos: float) ->
 ONNX_CASES = [
     ("dynamic", {}, 0.995, "DynamicQuantizeLinear"),
     ("int8", {}, 0.98, "QuantizeLinear"),
+    ("int8", {"activation_type": "int8"}, 0.98, "QuantizeLinear"),
     ("int8", {"quant_format": "QOperator"}, 0.98, "QLinearConv"),
     ("int8", {"per_channel": False, "calibrate_method": "Entropy"}, 0.95, "QuantizeLinear"),
     ("int8", {"calibrate_method": "Percentile"}, 0.95, "QuantizeLinear"),
@@ -99,11 +100,14 @@ def test_onnx_modes(tiny: dict, precision: str, opts: dict, min_cos: float, op: 
 def test_onnx_types_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from edgekit.optimize import quant_onnx
 
+    monkeypatch.setattr(quant_onnx, "_is_arm", lambda: False)
     monkeypatch.setattr(quant_onnx, "has_vnni", lambda: True)
-    assert quant_onnx.cpu_types(QuantOptions()) == ("int8", "int8", False)
+    assert quant_onnx.cpu_types(QuantOptions()) == ("uint8", "int8", False)
     monkeypatch.setattr(quant_onnx, "has_vnni", lambda: False)
     assert quant_onnx.cpu_types(QuantOptions()) == ("uint8", "int8", True)
     assert quant_onnx.cpu_types(QuantOptions(activation_type="int8"))[0] == "int8"
+    monkeypatch.setattr(quant_onnx, "_is_arm", lambda: True)
+    assert quant_onnx.cpu_types(QuantOptions()) == ("int8", "int8", False)
 
 
 OV_CASES = [
@@ -138,7 +142,9 @@ def test_openvino_ignored_scope_keeps_a_layer_float(tiny: dict) -> None:
     from edgekit.optimize.quant_openvino import quantize_openvino, unquantized_layers
 
     model = ov.Core().read_model(str(tiny["openvino"]))
-    convs = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "Convolution"]
+    convs = [
+        op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "Convolution"
+    ]
     plain = quantize_openvino(tiny["openvino"], tiny["out"] / "ig0" / "m.xml", "int8", tiny["x"])
     kept = quantize_openvino(tiny["openvino"], tiny["out"] / "ig1" / "m.xml", "int8", tiny["x"],
                              QuantOptions(keep_float=(convs[0],)))  # fmt: skip

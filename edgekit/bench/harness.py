@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +173,9 @@ def warm_up(
             est = max(float(np.median(samples)), 1.0)
             window = int(min(500, max(5, math.ceil(1e8 / est))))
         if i >= min_runs and elapsed >= min_ns and window and i % window == 0:
-            if window_medians_agree(np.asarray(samples), window, protocol.warmup_tolerance):
+            if window_medians_agree(
+                np.asarray(samples[-2 * window :]), window, protocol.warmup_tolerance
+            ):
                 stable = True
                 break
         if elapsed >= max_ns and i >= min_runs:
@@ -237,7 +238,7 @@ def steady_state(
                 cap = len(buf)
             if progress is not None and t1 >= next_tick:
                 next_tick = t1 + tick
-                progress("steady", min(1.0, max(i / min_runs, elapsed / max(min_ns, 1))))
+                progress("steady", min(1.0, i / min_runs, elapsed / max(min_ns, 1)))
     except KeyboardInterrupt:
         if i == 0:
             raise
@@ -310,6 +311,7 @@ def _bundle(path: Path) -> dict[str, Any]:
         "model": Path(model_path) if not hasattr(model_path, "format") else model_path,
         "runtime": get("runtime"),
         "device": get("device"),
+        "provider": get("provider"),
         "threads": get("threads"),
     }
 
@@ -341,7 +343,8 @@ def _mb(b: int | None) -> float | None:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 def benchmark(
@@ -397,14 +400,23 @@ def benchmark(
     bundle_path = None
     if not isinstance(model, Model):
         p = Path(model)
-        if p.is_dir() and (p / "manifest.json").is_file():
+        is_archive = p.is_file() and p.name.endswith((".tar.gz", ".tgz"))
+        if is_archive or (p.is_dir() and (p / "manifest.json").is_file()):
             bundle_path = p
             b = _bundle(p)
             model = b["model"]
             runtime = runtime or b["runtime"]
             device = device or b["device"]
+            provider = provider or b["provider"]
             threads = threads if threads is not None else b["threads"]
     m = model if isinstance(model, Model) else load(model)
+    if batch > 1 and not any(
+        t.shape is None or (t.shape and not isinstance(t.shape[0], int)) for t in m.signature.inputs
+    ):
+        raise InputError(
+            f"{m.path}: every input has a fixed first dimension, so --batch {batch} cannot apply; "
+            "export the model with a dynamic batch dimension or give --input-shape"
+        )
     rt_name = runtime or default_runtime(m)
     rt = get_runtime(rt_name)
     rt.require()
@@ -655,6 +667,7 @@ def _measure(
             "timed_region": timed_region,
             "input_mode": input_mode,
             "input_samples": len(feeds),
+            "input_shapes": {k: list(v.shape) for k, v in feeds[0].items()},
             "seed": seed,
             "batch": batch,
             "concurrency": concurrency,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import time
 from pathlib import Path
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -115,7 +115,7 @@ def to_html(result: Comparison) -> str:
         f"<style>{_CSS}</style></head><body>",
         "<h1>edgekit benchmark comparison</h1>",
         f'<p class="note">edgekit {e(__version__)}, made '
-        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. Ratio = candidate / baseline "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Ratio = candidate / baseline "
         f"(&gt;1 = slower). A regression is a change that is significant (two-sided Mann-Whitney U, "
         f"Holm-corrected, α = {result.alpha}) and whose whole {result.pairs[0].ci_level:.0%} "
         f"bootstrap CI lies above 1 + {result.threshold:.0%}.</p>",

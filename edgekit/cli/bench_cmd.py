@@ -87,10 +87,14 @@ class _Bar:
                 TimeElapsedColumn(),
                 console=console(stderr=True),
                 transient=True,
+                # no refresh thread: it would take the GIL in the middle of timed calls;
+                # the harness calls back between calls, every 0.1 s, and we redraw then
+                auto_refresh=False,
             )
             self._progress.start()
             self._task = self._progress.add_task(phase, total=1.0)
         self._progress.update(self._task, description=phase, completed=fraction)
+        self._progress.refresh()
 
     def close(self) -> None:
         if self._progress is not None:

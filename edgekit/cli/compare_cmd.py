@@ -7,10 +7,21 @@ import click
 
 @click.command("compare")
 @click.argument("reports", nargs=-1, required=True, type=click.Path())
-@click.option("--baseline", type=click.Path(), help="The report others are compared with (default: the first).")
-@click.option("--threshold", default="5%", show_default=True, help="Smallest slowdown that counts (5% or 0.05).")
+@click.option(
+    "--baseline",
+    type=click.Path(),
+    help="The report others are compared with (default: the first).",
+)
+@click.option(
+    "--threshold",
+    default="5%",
+    show_default=True,
+    help="Smallest slowdown that counts (5% or 0.05).",
+)
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any pair regressed.")
-@click.option("--allow-mismatch", is_flag=True, help="Compare reports measured under different conditions.")
+@click.option(
+    "--allow-mismatch", is_flag=True, help="Compare reports measured under different conditions."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]), default="table",
               show_default=True)  # fmt: skip
 @click.option("--out", type=click.Path(), help="Write the output to this file instead of stdout.")
@@ -101,7 +112,9 @@ def _print_table(result: object, out: str | None) -> None:
         if p.mismatches:
             console.print(f"[bold white on red] MISMATCH [/] {p.baseline} vs {p.candidate}: "
                           f"{', '.join(p.mismatches)}")  # fmt: skip
-    table = Table(title=f"threshold {result.threshold:.0%}, α={result.alpha}, ratio = candidate/baseline")  # type: ignore[attr-defined]
+    table = Table(
+        title=f"threshold {result.threshold:.0%}, α={result.alpha}, ratio = candidate/baseline"
+    )  # type: ignore[attr-defined]
     for h in HEADERS:
         table.add_column(h)
     for p, row in zip(result.pairs, rows(result), strict=True):  # type: ignore[attr-defined]

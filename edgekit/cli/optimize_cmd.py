@@ -32,7 +32,10 @@ from edgekit.optimize import QUANTIZE_CHOICES
 )
 @click.option("--threads", type=int, default=None, help="Threads when measuring (default 1).")
 @click.option(
-    "--epochs", type=int, default=None, help="Fine-tuning epochs (default 8 structured, 4 magnitude)."
+    "--epochs",
+    type=int,
+    default=None,
+    help="Fine-tuning epochs (default 8 structured, 4 magnitude).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
 def optimize_command(

@@ -238,6 +238,10 @@ def convert(
             attempts.append(Attempt(formats, tools, True))
             _place(result.path, to, dest)
             final = load(dest, trust_model=trust_model)
+            for a, b in zip(src.signature.inputs, final.signature.inputs, strict=False):
+                if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
+                    notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
+                                 f"by {' and '.join(tools)}")  # fmt: skip
             return ConversionResult(src, final, formats, tools, attempts, parity, precision, notes)
     finally:
         shutil.rmtree(work, ignore_errors=True)

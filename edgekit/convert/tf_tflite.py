@@ -27,8 +27,7 @@ def explain(exc: BaseException) -> str:
     return reason(exc)
 
 
-def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
-    quiet_tensorflow()
+def _convert(src: Model, opts: EdgeOptions, shapes: dict[str, tuple[int, ...]]) -> bytes:
     import tensorflow as tf
 
     tmp = None
@@ -38,24 +37,55 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
             from edgekit.formats.keras import load_keras
 
             tmp = Path(tempfile.mkdtemp(prefix="edgekit-sm-"))
-            export_keras(load_keras(src), tmp / "sm", opts.input_shapes)
-            sm_path = tmp / "sm"
+            export_keras(load_keras(src), tmp / "sm", shapes)
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp / "sm"))
+        elif shapes:
+            loaded = tf.saved_model.load(str(src.path))
+            fn = loaded.signatures["serving_default"]
+            specs = {k: tf.TensorSpec(shapes.get(k, v.shape), v.dtype, name=k)
+                     for k, v in fn.structured_input_signature[1].items()}  # fmt: skip
+            concrete = tf.function(lambda **kw: fn(**kw)).get_concrete_function(**specs)
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
         else:
-            sm_path = src.path
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(sm_path))
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(src.path))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if opts.precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
-        data = converter.convert()
+        return converter.convert()
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _batch_one(src: Model, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Given shapes plus batch 1 for inputs whose only dynamic dimension is the batch."""
+    fixed = dict(shapes)
+    for t in src.signature.inputs:
+        if t.name in fixed or t.shape is None:
+            continue
+        if [i for i, d in enumerate(t.shape) if not isinstance(d, int)] == [0]:
+            fixed[t.name] = (1, *t.shape[1:])  # type: ignore[arg-type]
+    return fixed
+
+
+def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
+    quiet_tensorflow()
+    try:
+        try:
+            data = _convert(src, opts, opts.input_shapes)
+        except Exception as exc:  # noqa: BLE001 - retried once below, then explained
+            # Recurrent layers leave TensorList ops that TFLite lowers only for a known
+            # batch size: retry with a dynamic batch fixed to 1.
+            fixed = _batch_one(src, opts.input_shapes)
+            if "TensorList" not in str(exc) or fixed == opts.input_shapes:
+                raise
+            data = _convert(src, opts, fixed)
     except UnsupportedModelError:
         raise
     except Exception as exc:  # ConverterError, ValueError, and TF's assorted types
         raise UnsupportedModelError(
             f"{src.path}: TFLiteConverter cannot convert this model: {explain(exc)}"
         ) from None
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
     out.write_bytes(data)
     return out

@@ -180,7 +180,7 @@ def read(model: Model) -> ModelInfo:
     inputs = tuple(_spec(v) for v in graph.input if v.name not in initializers)
     outputs = tuple(_spec(v) for v in graph.output)
     ops = Counter(_op_name(n) for n in graph.node)
-    params = sum(_elements(model.path, _text(t.name), t.dims) for t in graph.initializer)
+    params = sum(_initializer_elements(model.path, t) for t in graph.initializer)
     by_name = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
@@ -191,6 +191,41 @@ def read(model: Model) -> ModelInfo:
             # Weights generated at load time (as in ONNX's "light" test models).
             params += _generated_elements(model.path, by_name[node.input[0]])
     return ModelInfo(Signature(inputs, outputs), dict(ops), params)
+
+
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data",
+                 "uint64_data")  # fmt: skip
+
+
+def _initializer_elements(path: Path, tensor: Any) -> int:
+    """Elements of an initializer, after checking that the data it holds fits its dims."""
+    from onnx import TensorProto, helper
+
+    name = _text(tensor.name)
+    n = _elements(path, name, tensor.dims)
+    if tensor.data_location == TensorProto.EXTERNAL:
+        return n
+    if tensor.raw_data:
+        held = len(tensor.raw_data)
+        if tensor.data_type in (TensorProto.INT4, TensorProto.UINT4):
+            fits = held == (n + 1) // 2  # two 4-bit values per byte
+        else:
+            try:
+                itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            except (KeyError, ValueError, TypeError):
+                return n  # a type unknown to this onnx: its size is not ours to check
+            fits = held == n * itemsize
+            held //= max(itemsize, 1)
+    else:
+        # Typed fields hold one value per element, two for complex, packed 4-bit ones fewer.
+        held = sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS)
+        fits = n == 0 or held >= (n + 1) // 2
+    if not fits:
+        raise ModelError(
+            f"{path}: tensor '{name}' declares {n} elements but holds data for {held}; "
+            "the file is damaged"
+        )
+    return n
 
 
 def _generated_elements(path: Path, shape_tensor: Any) -> int:

@@ -56,6 +56,13 @@ def read_model(model: Model) -> Any:
         raise ModelError(
             f"{model.path}: OpenVINO cannot read this model: {explain_error(exc)}"
         ) from None
+    except UnicodeDecodeError:
+        # OpenVINO's error quoted bytes of the file that are not UTF-8 and its own message
+        # could not be decoded (found by tests/test_fuzz.py).
+        raise ModelError(
+            f"{model.path}: OpenVINO cannot read this model: the IR holds bytes that are not "
+            "UTF-8 text where it expects text; the file is damaged"
+        ) from None
 
 
 def read(model: Model) -> ModelInfo:

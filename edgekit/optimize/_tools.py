@@ -264,7 +264,7 @@ def op_times(path: Path, feed: np.ndarray, *, runtime: str, threads: int | None 
         import openvino as ov
 
         core = ov.Core()
-        cfg = {"PERF_COUNT": True}
+        cfg: dict[str, Any] = {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             cfg["INFERENCE_NUM_THREADS"] = threads
         compiled = core.compile_model(str(path), "CPU", cfg)

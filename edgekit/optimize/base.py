@@ -36,7 +36,7 @@ class LayerError:
     name: str  # what a pass takes to keep it in float
     op: str
     error: float
-    metric: str  # "rmse/scale", "1/SQNR", "relative rmse"
+    metric: str  # "rmse/scale" (TFLite), "noise/signal" (ONNX), "relative rmse" (OpenVINO)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -35,8 +35,11 @@ def describe(e: LayerError) -> str:
         words = f"its int8 output is off by {e.error:.2f} quantization steps on average"
         if e.error > 1.0:
             words += " (more than rounding alone explains)"
-    elif e.metric == "1/SQNR":
-        words = f"signal-to-quantization-noise ratio {1.0 / max(e.error, 1e-9):.1f}"
+    elif e.metric == "noise/signal":
+        import math
+
+        sqnr = -20.0 * math.log10(max(e.error, 1e-12))
+        words = f"quantization noise is {100 * e.error:.1f}% of its output (SQNR {sqnr:.1f} dB)"
     else:
         words = f"int8 output differs from float by {100 * e.error:.1f}% of its spread"
     return f"`{e.name}` ({e.op}): {words}"

@@ -131,7 +131,9 @@ def _dataset_from(spec: Any, model: Any) -> Any:
         raise DatasetError(f"cannot read calibration data {spec!r}: {T_first(exc)}") from None
     want = tuple(d for d in shape[1:])
     got = tuple(ds.x_test.shape[1:])
-    if len(want) != len(got) or any(isinstance(w, int) and w != g for w, g in zip(want, got, strict=True)):
+    if len(want) != len(got) or any(
+        isinstance(w, int) and w != g for w, g in zip(want, got, strict=True)
+    ):
         raise InputError(
             f"data {spec!r} gives samples of shape {list(got)}, but {model.path.name} "
             f"expects {list(want)}; pass data that matches the model's input."
@@ -300,6 +302,11 @@ def optimize(
     The fastest candidate within the budget is written to `out` with report.json and
     report.md; when none meets it, the one with the smallest drop is written and the
     report says so.
+
+    Latency is measured with `threads` (default 1: quiet and comparable on a shared
+    machine; pass the profile's thread count to mimic it). Calibration data defaults
+    to the dataset of the `edgekit train` run the model came from; without any, random
+    inputs are used and the report says accuracy is unproven.
     """
     from edgekit.model import load
     from edgekit.optimize import report as R
@@ -323,7 +330,7 @@ def optimize(
             f"{src.path.name} is already a .tflite file, which cannot be re-quantized; "
             "give its Keras or SavedModel source, or use --quantize none."
         )
-    if src_fmt in ("onnx", "openvino", "tflite") and fmt == "tflite" and src_fmt != "tflite":
+    if src_fmt in ("onnx", "openvino") and fmt == "tflite":
         raise UnsupportedModelError(
             f"profile {prof.name} needs a TFLite model and edgekit cannot convert {src_fmt} "
             "to TFLite; give the Keras or SavedModel source."
@@ -333,20 +340,31 @@ def optimize(
             f"profile {prof.name} needs a {fmt} model and edgekit cannot convert OpenVINO IR "
             f"to {fmt}; give the ONNX or Keras source."
         )
-    if src_fmt == "savedmodel" and fmt == "onnx":
-        raise UnsupportedModelError(
-            "edgekit cannot convert a SavedModel to ONNX yet; save the model as .keras or "
-            "convert it with tf2onnx first."
+    # SavedModel and TFLite sources reach ONNX Runtime / OpenVINO through edgekit.convert.
+    via_onnx = src_fmt in ("savedmodel", "tflite") and fmt in ("onnx", "openvino")
+    requant_tflite = src_fmt == "tflite" and fmt == "tflite"
+    precisions = ["fp32"] if requant_tflite else _precisions(quantize, prof, fmt)
+    if requant_tflite and quantize is None and prof.precision != ("fp32",):
+        warnings.append(
+            f"{src.path.name} is already a .tflite file, which cannot be re-quantized: the "
+            f"profile's {', '.join(prof.precision)} were not tried; give the Keras source"
         )
-    precisions = ["fp32"] if src_fmt == "tflite" else _precisions(quantize, prof, fmt)
 
     data = _resolve_data(src, calib_data, eval_data, calib_samples, warnings, seed)
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
     try:
+        proc, proc_fmt = src, src_fmt
+        if via_onnx:
+            from edgekit.convert import convert
+
+            say(f"converting {src_fmt} to ONNX (edgekit.convert)")
+            conv = convert(src, "onnx", work / "converted" / "model.onnx")
+            proc, proc_fmt = conv.model, "onnx"
+            warnings.append(f"the {src_fmt} source was converted first: {conv.path_str}")
         result = _run(
-            src, src_fmt, prof, fmt, runtime, precisions, data, work, warnings,
+            proc, proc_fmt, prof, fmt, runtime, precisions, data, work, warnings,
             prune=prune, structured=structured, quantize=quantize,
             max_drop=max_accuracy_drop, threads=threads, epochs=finetune_epochs,
             max_float_layers=max_float_layers, graph_opt=graph_opt, measure=measure,
@@ -561,16 +579,41 @@ def _run(
             c.error = f"{type(exc).__name__}: {T_first(exc)}"
         cands.append(c)
 
+    # ONNX Runtime: which signedness is faster depends on the CPU and ORT's kernels, so
+    # auto mode also tries the other one and lets the measurement decide.
+    if (
+        fmt == "onnx"
+        and "int8" in precisions
+        and quantize in (None, "auto")
+        and (qopts.activation_type is None)
+    ):
+        from dataclasses import replace
+
+        from edgekit.optimize.quant_onnx import cpu_types
+
+        other = "int8" if cpu_types(qopts)[0] == "uint8" else "uint8"
+        c = Candidate(f"{'pruned ' if prune else ''}int8 ({other} activations)", "int8")
+        try:
+            c.path = quantizer(float_src, work / "cand" / "int8-alt" / T.MODEL_FILE[fmt], "int8",
+                               data.calib, replace(qopts, activation_type=other))  # fmt: skip
+            evaluate(c)
+        except Exception as exc:  # noqa: BLE001 - an alternative that fails is just not kept
+            c.error = f"{type(exc).__name__}: {T_first(exc)}"
+        cands.append(c)
+
     # 5. int8 beyond budget: keep the worst layers float, one at a time
     layer_errs: list[Any] = []
     recovery = None
     int8 = next((c for c in cands if c.precision == "int8" and c.error is None), None)
-    if int8 is not None and not int8.meets_budget and max_float_layers > 0:
-        say("int8 misses the accuracy budget: measuring per-layer quantization error")
+    if int8 is not None:
+        # Always measured for the report's worst layers; the loop below also uses it.
+        say("measuring per-layer quantization error")
         try:
-            layer_errs = debug.layer_errors(fmt, float_src, data.calib, qopts)
+            layer_errs = debug.layer_errors(fmt, float_src, data.calib[:16], qopts)
         except Exception as exc:  # noqa: BLE001 - debugging is best effort, said in warnings
             warnings.append(f"per-layer quantization error could not be measured: {T_first(exc)}")
+    if int8 is not None and not int8.meets_budget and max_float_layers > 0:
+        say("int8 misses the accuracy budget: keeping the worst layers in float")
         if layer_errs:
             counter = iter(range(1000))
 

@@ -163,19 +163,23 @@ def unquantized_layers(model: Any) -> list[str]:
 
 
 def _outputs_by_name(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Run `model` on each sample of `x` with the named layers' outputs exposed."""
     import openvino as ov
 
     by = {op.get_friendly_name(): op for op in model.get_ops()}
     found = [n for n in names if n in by]
-    for k, n in enumerate(found):
-        by[n].output(0).get_tensor().add_names({f"ek_dbg_{k}"})
     model.add_outputs([by[n].output(0) for n in found])
+    # Compiled outputs follow model.outputs; find each layer's Result by its source node.
+    index = {}
+    for i, port in enumerate(model.outputs):
+        src = port.get_node().input_value(0).get_node().get_friendly_name()
+        index.setdefault(src, i)
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    res: dict[str, list[np.ndarray]] = {n: [] for n in found}
+    res: dict[str, list[np.ndarray]] = {n: [] for n in found if n in index}
     for i in range(len(x)):
         r = compiled(x[i : i + 1].astype(np.float32))
-        for k, n in enumerate(found):
-            res[n].append(np.asarray(r[compiled.output(f"ek_dbg_{k}")]))
+        for n in res:
+            res[n].append(np.asarray(r[compiled.outputs[index[n]]]))
     return {n: np.concatenate(v) for n, v in res.items()}
 
 

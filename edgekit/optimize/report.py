@@ -78,6 +78,11 @@ def build_report(
         )
     if not data.labelled:
         warns.append("accuracy is unproven: no labelled evaluation data")
+    if runtime == "openvino" and {"avx512_bf16", "amx_bf16"} & set(info["isa_features"]):
+        warns.append(
+            "OpenVINO runs fp32 models in bf16 by default on this CPU; every model here was "
+            "measured with INFERENCE_PRECISION_HINT=f32 so that parity compares like with like"
+        )
     speedup = (
         baseline.latency_ms / chosen.latency_ms
         if baseline.latency_ms and chosen.latency_ms
@@ -144,9 +149,7 @@ def build_report(
         "elapsed_s": elapsed_s,
     }
     if kept and recovery is not None:
-        plain = next(
-            (c for c in candidates if c.precision == "int8" and not c.kept_float), None
-        )
+        plain = next((c for c in candidates if c.precision == "int8" and not c.kept_float), None)
         if plain is not None and plain.latency_ms and chosen.latency_ms:
             rep["kept_float_latency_cost_ms"] = round(chosen.latency_ms - plain.latency_ms, 4)
     validate(rep)

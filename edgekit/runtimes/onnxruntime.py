@@ -143,9 +143,10 @@ class OnnxRuntime(Runtime):
         level = (options or {}).get("graph_optimization_level")
         if level is not None:
             so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-        providers = (
-            [chosen] if chosen == "CPUExecutionProvider" else [chosen, "CPUExecutionProvider"]
-        )
+        # options["provider_options"]: the EP's own settings, e.g. {"trt_fp16_enable": True}
+        provider_options = (options or {}).get("provider_options")
+        first = (chosen, dict(provider_options)) if provider_options else chosen
+        providers = [first] if chosen == "CPUExecutionProvider" else [first, "CPUExecutionProvider"]
         model.signature  # noqa: B018 - a damaged file is a ModelError before ORT sees it
         try:
             sess = ort.InferenceSession(str(model.path), so, providers=providers)

@@ -162,15 +162,14 @@ def _progress_callback(epochs: int, steps: int) -> Any:
     """A rich progress bar per epoch, written to stderr."""
     import keras
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     class RichProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.progress = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=20),
                 MofNCompleteColumn(),
-                TimeElapsedColumn(),
                 TextColumn("{task.fields[metrics]}"),
                 console=Console(stderr=True),
             )
@@ -188,10 +187,9 @@ def _progress_callback(epochs: int, steps: int) -> Any:
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
+            keys = ("loss", "accuracy", "val_loss", "val_accuracy")
             text = " ".join(
-                f"{k.replace('accuracy', 'acc')} {v:.4f}"
-                for k, v in logs.items()
-                if k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                f"{k.replace('accuracy', 'acc')} {logs[k]:.4f}" for k in keys if k in logs
             )
             self.progress.update(self.task, completed=steps, metrics=text)
 
@@ -274,11 +272,12 @@ def train(
     """Train ``recipe`` on ``dataset`` and write the model folder ``out``.
 
     ``epochs``, ``batch_size``, ``lr``, ``dropout`` and ``augment`` default to the
-    recipe's own values. ``l1``/``l2`` penalize every kernel; ``patience`` > 0 stops early on the
-    validation loss and restores the best weights; ``lr_schedule`` is "cosine" (per
-    epoch, down to lr/100), "constant" or "plateau" (halve when val loss stalls);
-    ``augment`` trains on random small shifts and rotations. The same ``seed`` gives
-    the same model and test accuracy. ``max_train`` keeps only that many training
+    recipe's own values. ``l1``/``l2`` penalize every kernel; ``patience`` > 0 stops
+    early on the validation loss and restores the best weights; ``lr_schedule`` is
+    "cosine" (per epoch, down to lr/100), "constant" or "plateau" (halve when the val
+    loss stalls); ``augment`` trains on random small shifts and rotations (images
+    only; the saved model has no augmentation layers). The same ``seed`` gives the
+    same model and test accuracy. ``max_train`` keeps only that many training
     samples (quick runs). ``progress`` shows a bar per epoch (default: when stderr
     is a terminal).
     """
