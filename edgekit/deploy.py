@@ -21,6 +21,7 @@ finished bundle is left behind by a failure.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -679,6 +680,11 @@ def deploy(
         f"precision {chosen}")  # fmt: skip
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    from edgekit.outputs import output_lock
+
+    # A second deploy to the same folder fails at once instead of interleaving with this one.
+    held = contextlib.ExitStack()
+    held.enter_context(output_lock(out))
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.edgekit-work-", dir=out.parent))
     # The bundle is built under its final name inside a temporary sibling of `out`.
     stage_parent = Path(tempfile.mkdtemp(prefix=f".{out.name}.edgekit-", dir=out.parent))
@@ -828,6 +834,7 @@ def deploy(
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(stage_parent, ignore_errors=True)
+        held.close()
     say(f"wrote {out}" + (f" and {archive_path}" if archive_path else ""))
     return Bundle(out, manifest, out / entry, archive_path, warnings)
 
@@ -925,20 +932,33 @@ def choose_auto_profile(
 
                     m = convert(model, p.format, Path(tmp) / p.name, input_shapes=input_shapes,
                                 verify=False).model  # fmt: skip
-                lat = _measure_latency(m, HOST_RUNTIME[p.runtime], device, provider, p.threads,
-                                       input_shapes)  # fmt: skip
-                results.append((float(lat["latency_ms"]["median"]), p))
+                # The profile's thread count, one thread, and every core (CPU devices only).
+                counts = [p.threads]
+                if device == "CPU":
+                    counts += [n for n in (1, os.cpu_count()) if n not in counts]
+                for n in counts:
+                    lat = _measure_latency(m, HOST_RUNTIME[p.runtime], device, provider, n,
+                                           input_shapes)  # fmt: skip
+                    results.append((float(lat["latency_ms"]["median"]), p, n))
             except EdgekitError as exc:
                 say(f"auto: {p.name} skipped ({exc})")
     if not results:
         raise InputError("--profile auto could not run the model on any candidate profile")
-    results.sort(key=lambda r: r[0])
-    best_ms, best = results[0]
-    runners = ", ".join(f"{p.name} {ms:.3g} ms" for ms, p in results[1:])
-    say(f"auto: chose {best.name} ({best_ms:.3g} ms median)"
+    best_per: dict[str, tuple[float, Profile, int | None]] = {}
+    for ms, p, n in sorted(results, key=lambda r: r[0]):
+        best_per.setdefault(p.name, (ms, p, n))
+    ranked = sorted(best_per.values(), key=lambda r: r[0])
+    best_ms, best, best_threads = ranked[0]
+
+    def label(n: int | None) -> str:
+        return "default threads" if n is None else f"{n} thread{'s' if n != 1 else ''}"
+
+    runners = ", ".join(f"{p.name} {ms:.3g} ms ({label(n)})" for ms, p, n in ranked[1:])
+    say(f"auto: chose {best.name} with {label(best_threads)} ({best_ms:.3g} ms median)"
         + (f"; runners-up: {runners}" if runners else ""))  # fmt: skip
-    info = {"chosen": best.name, "threads": best.threads,
-            "candidates": [{"profile": p.name, "median_ms": ms} for ms, p in results]}  # fmt: skip
+    info = {"chosen": best.name, "threads": best_threads,
+            "candidates": [{"profile": p.name, "threads": n, "median_ms": ms}
+                           for ms, p, n in sorted(results, key=lambda r: r[0])]}  # fmt: skip
     return best, info
 
 
@@ -1132,6 +1152,7 @@ the outputs to a .npz file.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os

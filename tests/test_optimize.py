@@ -131,6 +131,35 @@ def test_other_sources_go_through_edgekit_convert(
     assert res.report["parity"]["cosine"] > 0.99
 
 
+def test_onnx_weight_pruning_says_it_only_helps_compressed_size(tmp_path: Path, tiny_models):
+    from edgekit.optimize import optimize
+
+    res = optimize(tiny_models["onnx"], "x86-avx2", out=tmp_path / "o", prune=0.5,
+                   quantize="none", measure=False, graph_opt=False)  # fmt: skip
+    rep = res.report
+    assert rep["pruning"]["method"] == "prune_weights"
+    assert rep["optimized"]["sparsity"] > 0.4 > rep["baseline"]["sparsity"]
+    assert rep["optimized"]["gzip_bytes"] < rep["baseline"]["gzip_bytes"]
+    assert any("compressed" in w for w in res.warnings)
+
+
+def test_magnitude_pruning_through_optimize(tmp_path: Path, tiny_models) -> None:
+    from edgekit.data import Dataset, Preprocess
+    from edgekit.optimize import optimize
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (120, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 120)
+    ds = Dataset("rand", Preprocess("image", "nhwc", (8, 8, 1)), ["a", "b", "c"],
+                 x[:80], y[:80], x[80:90], y[80:90], x[90:], y[90:])  # fmt: skip
+    res = optimize(tiny_models["keras"], "rpi4", out=tmp_path / "o", prune=0.5, quantize="none",
+                   calib_data=ds, finetune_epochs=2, measure=False)  # fmt: skip
+    pr = res.report["pruning"]
+    assert pr["method"] == "prune_magnitude"
+    assert all(abs(s - 0.5) < 0.03 for s in pr["layer_sparsity"].values())
+    assert "| sparsity (zero weights) |" in res.markdown_path.read_text()
+
+
 def test_optimize_light_squeezenet_to_openvino_int8(tmp_path: Path, shared_models: Path) -> None:
     from edgekit.optimize import optimize
 
@@ -246,3 +275,17 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
     assert not unquantized_layers(read(plain))
     assert set(kept) == set(unquantized_layers(read(out)))
     assert T.predict(out, ds.x_test).shape == (len(ds.x_test), 4)
+
+
+def test_pass_table_is_consistent() -> None:
+    from edgekit.model import FORMAT_NAMES
+    from edgekit.optimize import PASSES, QUANTIZER, get_pass, passes_for
+    from edgekit.profiles import PRECISIONS
+
+    for info in PASSES.values():
+        assert callable(get_pass(info.name)), info.name
+        assert set(info.accepts) <= set(FORMAT_NAMES)
+        assert set(info.precisions) <= set(PRECISIONS)
+    for fmt, name in QUANTIZER.items():
+        assert PASSES[name].produces == fmt
+    assert {p.name for p in passes_for("onnx", "prune")} == {"prune_weights"}

@@ -13,7 +13,7 @@ PROBE = """
 import sys
 {body}
 heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))
-print(','.join(heavy))
+print('HEAVY=' + ','.join(heavy))
 """
 
 
@@ -23,7 +23,8 @@ def _loaded(body: str) -> str:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY=")]
+    return line.removeprefix("HEAVY=")
 
 
 def test_import_edgekit_is_light():

@@ -395,6 +395,8 @@ def benchmark(
         raise InputError(f"--concurrency {concurrency} must be at least 1")
     if concurrency not in (None, 1) and mode == "latency":
         raise InputError("--concurrency applies to --mode throughput only")
+    if mode == "throughput" and concurrency is None:
+        concurrency = 2
     protocol = _resolve_protocol(certify, warmup, min_runs, min_time, max_time, max_runs)
 
     bundle_path = None

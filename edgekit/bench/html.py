@@ -20,7 +20,7 @@ color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.88em;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:.3em .55em;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}
 th{background:#f3f3f3}.regression{background:#fdd;font-weight:bold}.improvement{background:#dfd}
 .mismatch{background:#b00;color:#fff;padding:.6em 1em;font-weight:bold;border-radius:4px}
 .warn{color:#8a5a00}.note{color:#555;font-size:.9em}img{max-width:100%;border:1px solid #eee}

@@ -169,8 +169,6 @@ def bench_command(
     from edgekit.bench.harness import benchmark
     from edgekit.inputs import parse_shapes
 
-    if mode == "throughput" and concurrency is None:
-        concurrency = 2
     bar = _Bar() if (not quiet and not as_json and sys.stderr.isatty()) else None
     try:
         report = benchmark(

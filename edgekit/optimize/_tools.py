@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UnsupportedModelError
-
 # File name of a model of each format inside an output folder.
 MODEL_FILE = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
 
@@ -279,14 +277,3 @@ def op_times(path: Path, feed: np.ndarray, *, runtime: str, threads: int | None 
     from edgekit.model import load
 
     return {"unit": "op count", "ops": dict(load(path).op_histogram)}
-
-
-def check_model_loads(path: Path, runtime: str) -> None:
-    """Open the model once on its runtime so a broken artifact fails here, not later."""
-    from edgekit.runtimes import open_session
-
-    open_session(path, runtime).close()
-
-
-def unsupported(msg: str) -> UnsupportedModelError:
-    return UnsupportedModelError(msg)

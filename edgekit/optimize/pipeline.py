@@ -128,7 +128,7 @@ def _dataset_from(spec: Any, model: Any) -> Any:
     except EdgekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad data argument
-        raise DatasetError(f"cannot read calibration data {spec!r}: {T_first(exc)}") from None
+        raise DatasetError(f"cannot read calibration data {spec!r}: {_first_line(exc)}") from None
     want = tuple(d for d in shape[1:])
     got = tuple(ds.x_test.shape[1:])
     if len(want) != len(got) or any(
@@ -141,7 +141,7 @@ def _dataset_from(spec: Any, model: Any) -> Any:
     return ds
 
 
-def T_first(exc: BaseException) -> str:  # noqa: N802 - tiny local helper
+def _first_line(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
 
@@ -576,7 +576,7 @@ def _run(
         except EdgekitError as exc:
             c.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
-            c.error = f"{type(exc).__name__}: {T_first(exc)}"
+            c.error = f"{type(exc).__name__}: {_first_line(exc)}"
         cands.append(c)
 
     # ONNX Runtime: which signedness is faster depends on the CPU and ORT's kernels, so
@@ -598,21 +598,34 @@ def _run(
                                data.calib, replace(qopts, activation_type=other))  # fmt: skip
             evaluate(c)
         except Exception as exc:  # noqa: BLE001 - an alternative that fails is just not kept
-            c.error = f"{type(exc).__name__}: {T_first(exc)}"
+            c.error = f"{type(exc).__name__}: {_first_line(exc)}"
         cands.append(c)
 
     # 5. int8 beyond budget: keep the worst layers float, one at a time
     layer_errs: list[Any] = []
     recovery = None
     int8 = next((c for c in cands if c.precision == "int8" and c.error is None), None)
+    fp32 = next((c for c in cands if c.precision == "fp32" and c.error is None), None)
+    recover = int8 is not None and not int8.meets_budget and max_float_layers > 0
+    if recover and fp32 is not None and not fp32.meets_budget:
+        recover = False
+        warnings.append(
+            f"{fp32.name} alone already drops {fp32.accuracy_drop:.2f} points, beyond the "
+            f"budget: keeping int8 layers in float cannot recover that (prune less, or "
+            f"fine-tune longer with --epochs)"
+        )
     if int8 is not None:
-        # Always measured for the report's worst layers; the loop below also uses it.
+        # Always measured for the report's worst layers (few samples: intermediate
+        # activations of every layer are held in memory); more when the loop needs it.
         say("measuring per-layer quantization error")
         try:
-            layer_errs = debug.layer_errors(fmt, float_src, data.calib[:16], qopts)
+            n = 16 if recover else 4
+            layer_errs = debug.layer_errors(fmt, float_src, data.calib[:n], qopts)
         except Exception as exc:  # noqa: BLE001 - debugging is best effort, said in warnings
-            warnings.append(f"per-layer quantization error could not be measured: {T_first(exc)}")
-    if int8 is not None and not int8.meets_budget and max_float_layers > 0:
+            warnings.append(
+                f"per-layer quantization error could not be measured: {_first_line(exc)}"
+            )
+    if recover:
         say("int8 misses the accuracy budget: keeping the worst layers in float")
         if layer_errs:
             counter = iter(range(1000))
@@ -721,7 +734,7 @@ def _slow_ops(
         a = T.op_times(base, feed, runtime=runtime, threads=threads or 1)
         b = T.op_times(opt, feed, runtime=runtime, threads=threads or 1)
     except Exception as exc:  # noqa: BLE001 - profiling is diagnosis, not the result
-        return {"summary": f"per-op profiling failed ({T_first(exc)})", "ops": {}}
+        return {"summary": f"per-op profiling failed ({_first_line(exc)})", "ops": {}}
     keys = set(a["ops"]) | set(b["ops"])
     diff = {k: b["ops"].get(k, 0) - a["ops"].get(k, 0) for k in keys}
     worst = sorted((k for k in diff if diff[k] > 0), key=lambda k: -diff[k])[:5]

@@ -214,7 +214,11 @@ def markdown(rep: dict[str, Any]) -> str:
         f"| sparsity (zero weights) | {_pct(b['sparsity']) if b['sparsity'] is not None else '-'}"
         f" | {_pct(o['sparsity']) if o['sparsity'] is not None else '-'} | |",
         f"| accuracy | {_pct(b['accuracy'])} | {_pct(o['accuracy'])} | "
-        + (f"{-rep['accuracy_drop']:+.2f} pts" if rep["accuracy_drop"] is not None else "")
+        + (
+            f"{0.0 - rep['accuracy_drop'] + 0.0:+.2f} pts"
+            if rep["accuracy_drop"] is not None
+            else ""
+        )
         + " |",
         f"| top-1 agreement with baseline | 100% | {_pct(p.get('top1_agreement'))} | |",
         f"| max abs error / cosine | | {p.get('max_abs_error', '-')} / {p.get('cosine', '-')} | |",
