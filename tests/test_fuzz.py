@@ -22,6 +22,7 @@ import math
 import os
 import re
 import signal
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +59,18 @@ def fuzz_settings(examples: int = EXAMPLES) -> settings:
     )
 
 
+_HANG_LOG: list[Any] = []
+
+
+def _hang_log() -> Any:
+    """Where faulthandler writes the traceback of a case that never returned."""
+    if not _HANG_LOG:
+        folder = os.environ.get("EDGEKIT_FUZZ_FAILURES") or tempfile.gettempdir()
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        _HANG_LOG.append(open(Path(folder) / "edgekit-fuzz-hang.txt", "w"))  # noqa: SIM115
+    return _HANG_LOG[0]
+
+
 class CaseTimeout(BaseException):
     """A fuzz case ran past its hard bound (BaseException so no `except Exception` hides it)."""
 
@@ -71,7 +84,9 @@ def time_bound(seconds: float = CASE_SECONDS) -> Iterator[None]:
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
-    faulthandler.dump_traceback_later(seconds * 3, exit=True)
+    # pytest captures fd 2, and a process killed by faulthandler loses what was captured,
+    # so the traceback of a hang in C code goes to a file of its own.
+    faulthandler.dump_traceback_later(seconds * 3, exit=True, file=_hang_log())
     try:
         yield
     finally:
@@ -86,6 +101,11 @@ def only_edgekit_errors(fn: Callable[[], Any], keep: Path | None = None) -> Any:
     With EDGEKIT_FUZZ_FAILURES=DIR, the input file `keep` of a failing case is copied there
     so that it can become a regression test.
     """
+    save_to = os.environ.get("EDGEKIT_FUZZ_FAILURES")
+    if save_to and keep is not None and keep.is_file():
+        # A hang in C code ends the process without a word: the input is kept beforehand.
+        Path(save_to).mkdir(parents=True, exist_ok=True)
+        (Path(save_to) / f"last-case-{keep.name}").write_bytes(keep.read_bytes())
     try:
         with time_bound():
             try:
@@ -99,7 +119,6 @@ def only_edgekit_errors(fn: Callable[[], Any], keep: Path | None = None) -> Any:
             event("accepted")
             return result
     except BaseException:
-        save_to = os.environ.get("EDGEKIT_FUZZ_FAILURES")
         if save_to and keep is not None and keep.is_file():
             data = keep.read_bytes()
             name = f"{hashlib.sha256(data).hexdigest()[:16]}-{keep.name}"

@@ -91,6 +91,7 @@ def test_report_schema_generated_inputs_and_atomic_output(tmp_path: Path, tiny_m
     assert set(rep["parity"]) == {"top1_agreement", "max_abs_error", "cosine"}
     assert {c["precision"] for c in rep["candidates"]} == {"int8", "dynamic", "fp32"}
     assert any("UNPROVEN" in w for w in rep["warnings"])
+    assert rep["graph_opt"]["reason"] in ("faster and verified", "not faster")
     assert not (out / "stale.txt").exists()  # the folder was replaced whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no temp folders left
     md = res.markdown_path.read_text()

@@ -113,7 +113,7 @@ def test_reproducible_across_processes(tmp_path):
     """The same command twice gives the same test accuracy (and the same loss)."""
     code = (
         "import json,sys; from edgekit.train import train; "
-        "r = train('lstm', 'digits', sys.argv[1], epochs=1, max_train=150, progress=False); "
+        "r = train('cnn', 'digits', sys.argv[1], epochs=1, max_train=150, progress=False); "
         "print(json.dumps([r.test_accuracy, r.history['loss']]))"
     )
     runs = [
