@@ -134,7 +134,11 @@ class _Runner:
         threads: int | None,
     ) -> None:
         from edgekit.model import load
+        from edgekit.runtimes import RUNTIMES
 
+        if runtime is not None and runtime != KERAS_RUNTIME and runtime not in RUNTIMES:
+            valid = ", ".join([KERAS_RUNTIME, *RUNTIMES])
+            raise InputError(f"Unknown runtime {runtime!r}; valid runtimes: {valid}.")
         self.model = load(path)
         self.format = str(self.model.format)
         self.session: Any = None

@@ -292,3 +292,17 @@ def test_json_and_markdown_formats(real: dict, tmp_path: Path) -> None:
     assert md.count("\n|") >= 3 and "a.json" in md
     table = run_cli(pa, pb, "--baseline", pb)
     assert table.returncode == 0 and "b.json" in table.stdout
+
+
+@pytest.mark.slow
+def test_a_model_doing_twice_the_work_is_a_regression(tmp_path: Path) -> None:
+    """Real measurements, no injected samples: 16 vs 8 identical MatMul layers."""
+    small = benchmark(tiny_onnx(tmp_path / "w8.onnx", width=256, layers=8), threads=1,
+                      min_runs=300, min_time=1.0, warmup="0.3s")  # fmt: skip
+    big = benchmark(tiny_onnx(tmp_path / "w16.onnx", width=256, layers=16), threads=1,
+                    min_runs=300, min_time=1.0, warmup="0.3s")  # fmt: skip
+    result = compare([small.to_dict(), big.to_dict()], allow_mismatch=True)  # hashes differ
+    (pair,) = result.pairs
+    assert pair.mismatches and "model sha256" in pair.mismatches[0]
+    assert pair.verdict == "regression", (pair.median_ratio, pair.ci_low, pair.ci_high)
+    assert 1.3 < pair.median_ratio < 3.0

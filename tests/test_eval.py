@@ -219,6 +219,14 @@ def test_cli_eval_json_and_errors(models, tmp_path):
     assert "does not exist" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_unknown_runtime_lists_keras_too(models):
+    _, paths = models
+    with pytest.raises(InputError, match="valid runtimes: keras, litert, onnxruntime"):
+        evaluate(paths["onnx"] if "onnx" in paths else paths["tflite"], "digits", runtime="trt")
+    with pytest.raises(InputError, match="keras runtime runs only"):
+        evaluate(paths["tflite"], "digits", runtime="keras")
+
+
 def _spec(dtype: str, scale: float, zp: int) -> TensorSpec:
     return TensorSpec("t", (None, 4), dtype, Quantization((scale,), (zp,)))
 

@@ -76,9 +76,11 @@ def test_nothing_meets_budget_is_said_and_best_is_saved(tmp_path: Path) -> None:
 def test_report_schema_generated_inputs_and_atomic_output(tmp_path: Path, tiny_models) -> None:
     from edgekit.optimize import optimize
     from edgekit.optimize.report import ENTRY_KEYS
+    from edgekit.outputs import MARKER
 
     out = tmp_path / "o"
     out.mkdir()
+    (out / MARKER).write_text("{}")  # an earlier edgekit output
     (out / "stale.txt").write_text("old run")
     res = optimize(tiny_models["onnx"], "x86-avx2", out=out)
     rep = json.loads(res.report_path.read_text())
@@ -86,16 +88,77 @@ def test_report_schema_generated_inputs_and_atomic_output(tmp_path: Path, tiny_m
     for side in ("baseline", "optimized"):
         assert set(ENTRY_KEYS) <= set(rep[side])
         assert rep[side]["accuracy"] is None  # generated inputs prove nothing
-        assert rep[side]["latency_ms"] > 0
+        lat = rep[side]["latency_ms"]  # the bench harness's statistics
+        assert lat["median"] > 0 and lat["n"] >= 20
+        assert lat["median_ci"]["low"] <= lat["median"] <= lat["median_ci"]["high"]
     assert rep["baseline"]["precision"] == "fp32"
     assert set(rep["parity"]) == {"top1_agreement", "max_abs_error", "cosine"}
     assert {c["precision"] for c in rep["candidates"]} == {"int8", "dynamic", "fp32"}
+    assert all(c["latency_ms"]["median"] > 0 for c in rep["candidates"] if not c["error"])
     assert any("UNPROVEN" in w for w in rep["warnings"])
     assert rep["graph_opt"]["reason"] in ("faster and verified", "not faster")
-    assert not (out / "stale.txt").exists()  # the folder was replaced whole
+    assert not (out / "stale.txt").exists()  # an earlier edgekit output is replaced whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no temp folders left
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "model.onnx", "report.json",
+                                                            "report.md"])  # fmt: skip
     md = res.markdown_path.read_text()
     assert "| median latency |" in md and "## Warnings" in md
+
+
+def test_out_never_replaces_a_folder_edgekit_did_not_write(tmp_path: Path, tiny_models) -> None:
+    from edgekit.errors import EdgekitError
+    from edgekit.optimize import optimize
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    with pytest.raises(EdgekitError, match="did not write"):
+        optimize(tiny_models["onnx"], "x86-avx2", out=out, quantize="none", measure=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_failed_run_leaves_no_output(tmp_path: Path, tiny_models, monkeypatch) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.optimize import report as R
+
+    def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("report failed")
+
+    monkeypatch.setattr(R, "build_report", boom)
+    with pytest.raises(RuntimeError, match="report failed"):
+        optimize(tiny_models["onnx"], "x86-avx2", out=tmp_path / "o", quantize="none",
+                 measure=False, graph_opt=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_run_on_one_out_is_refused(tmp_path: Path, tiny_models) -> None:
+    from edgekit.errors import OutputLockedError
+    from edgekit.optimize import optimize
+    from edgekit.outputs import output_lock
+
+    with output_lock(tmp_path / "o"), pytest.raises(OutputLockedError, match="another edgekit"):
+        optimize(tiny_models["onnx"], "x86-avx2", out=tmp_path / "o", measure=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_threads_follow_the_profile_on_its_own_kind_of_machine(monkeypatch) -> None:
+    import os
+
+    from edgekit.optimize.pipeline import _threads
+    from edgekit.profiles import load_profile
+
+    rpi4, avx2 = load_profile("rpi4"), load_profile("x86-avx2")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(type(rpi4), "runnable_here", lambda self: self.name == "rpi4")
+    assert _threads(None, rpi4) == (4, "profile")  # as if this were an aarch64 board
+    assert _threads(3, rpi4) == (3, "--threads")
+    assert _threads(None, avx2)[0] == 1  # foreign to this fake machine: a host measurement
+    assert "host" in _threads(None, avx2)[1]
+    monkeypatch.setattr(type(rpi4), "runnable_here", lambda self: True)
+    assert _threads(None, avx2)[0] == 1  # the profile names no thread count
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert _threads(None, rpi4)[0] == 2  # never more threads than this machine has cores
 
 
 def test_host_measurement_is_labelled(tmp_path: Path, tiny_models) -> None:
@@ -103,16 +166,16 @@ def test_host_measurement_is_labelled(tmp_path: Path, tiny_models) -> None:
 
     res = optimize(tiny_models["keras"], "rpi4", out=tmp_path / "o", quantize="int8")
     assert res.report["measurement"]["host_measurement"] is True
-    assert any("HOST MEASUREMENTS" in w for w in res.warnings)
+    assert res.report["measurement"]["threads"] == 1  # not the Pi's 4, on this machine
+    assert any("HOST MEASUREMENTS" in w and "1 thread" in w for w in res.warnings)
 
 
 def test_slower_is_said_with_the_ops(tmp_path: Path, tiny_models, monkeypatch) -> None:
     from edgekit.optimize import _tools, optimize
 
     # Force the optimized model to measure slower than the baseline.
-    monkeypatch.setattr(
-        _tools, "time_models", lambda paths, *a, **k: [1.0] + [2.0] * (len(paths) - 1)
-    )
+    monkeypatch.setattr(_tools, "latencies",
+                        lambda paths, *a, **k: [{"median": 1.0}] + [{"median": 2.0}] * (len(paths) - 1))  # fmt: skip
     res = optimize(tiny_models["onnx"], "x86-avx2", out=tmp_path / "o", quantize="int8",
                    graph_opt=False)  # fmt: skip
     slow = [w for w in res.warnings if "SLOWER than the fp32 baseline" in w]
@@ -254,9 +317,8 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
     """NNCF's own loop reverts layers to float. (On this case it stops short of the budget,
     about 18 points off, no better than plain int8; edgekit's keep-worst-float loop above
     meets it, which is why `optimize` uses that loop for every format.)"""
-    import keras
-
-    from edgekit.optimize import _tools as T
+    from edgekit.convert import convert
+    from edgekit.evaluate import predict
     from edgekit.optimize.quant_openvino import (
         quantize_openvino,
         quantize_with_accuracy_control,
@@ -265,8 +327,8 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
     )
 
     model, ds = _outlier_case(tmp_path)
-    km = keras.saving.load_model(model)
-    xml = T.onnx_to_openvino(T.keras_to_onnx(km, tmp_path / "m.onnx"), tmp_path / "ov" / "m.xml")
+    onnx_model = convert(model, "onnx", tmp_path / "m.onnx").model
+    xml = convert(onnx_model, "openvino", tmp_path / "ov" / "m.xml").model.path
     calib = ds.x_train[:100]
     out, kept = quantize_with_accuracy_control(
         xml, tmp_path / "q" / "m.xml", calib, ds.x_test, ds.y_test, 1.0
@@ -275,7 +337,7 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
     assert kept, "NNCF must revert a layer to float"
     assert not unquantized_layers(read(plain))
     assert set(kept) == set(unquantized_layers(read(out)))
-    assert T.predict(out, ds.x_test).shape == (len(ds.x_test), 4)
+    assert predict(out, ds.x_test).shape == (len(ds.x_test), 4)
 
 
 def test_pass_table_is_consistent() -> None:

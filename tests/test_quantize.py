@@ -4,18 +4,22 @@ and it still computes what the float model does."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from edgekit.optimize import QuantOptions
-from edgekit.optimize import _tools as T
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny conv net with logits out (cosine on logits is meaningful), in three formats."""
     import keras
+
+    from edgekit.convert import convert
+    from edgekit.model import load
+    from edgekit.verify import reference_runner
 
     keras.utils.set_random_seed(1)
     inp = keras.Input((10, 10, 1), name="image")
@@ -27,15 +31,20 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     rng = np.random.default_rng(0)
     xs = rng.uniform(0, 1, (48, 10, 10, 1)).astype(np.float32)
     out = tmp_path_factory.mktemp("q")
-    onnx_path = T.keras_to_onnx(km, out / "f.onnx")
-    ov_path = T.onnx_to_openvino(onnx_path, out / "ov" / "f.xml")
-    return {"keras": km, "onnx": onnx_path, "openvino": ov_path, "x": xs,
-            "ref": T.keras_predict(km, xs), "out": out}  # fmt: skip
+    km.save(out / "f.keras")
+    source = load(out / "f.keras")
+    onnx_model = convert(source, "onnx", out / "f.onnx").model
+    ov_model = convert(onnx_model, "openvino", out / "ov" / "f.xml").model
+    feeds = [{source.signature.inputs[0].name: xs}]
+    reference = [reference_runner(source).run(f) for f in feeds]
+    return {"keras": km, "source": source, "onnx": onnx_model.path, "openvino": ov_model.path,
+            "x": xs, "feeds": feeds, "reference": reference, "out": out}  # fmt: skip
 
 
-def _check(tiny: dict, path: Path, min_cos: float) -> T.Parity:
-    got = T.predict(path, tiny["x"])
-    p = T.parity(tiny["ref"], got)
+def _check(tiny: dict, path: Path, min_cos: float) -> Any:
+    from edgekit.verify import compare_outputs
+
+    p = compare_outputs(tiny["source"], path, tiny["feeds"], reference=tiny["reference"])
     assert p.cosine >= min_cos, p
     return p
 
@@ -63,11 +72,11 @@ def test_tflite_modes(tiny: dict, precision: str, opts: dict, min_cos: float) ->
         assert sig.inputs[0].dtype == "int8" and sig.inputs[0].quantization is not None
     else:
         assert sig.inputs[0].dtype == "float32"
-    fp32 = T.size_bytes(T.keras_to_tflite(tiny["keras"], tiny["out"] / "t-fp32.tflite"))
+    fp32 = quantize_tflite(tiny["keras"], tiny["out"] / "t-fp32.tflite", "fp32").stat().st_size
     if precision != "fp16":
-        assert T.size_bytes(out) < 0.6 * fp32  # int8 weights (tiny model: headers weigh)
+        assert out.stat().st_size < 0.6 * fp32  # int8 weights (tiny model: headers weigh)
     else:
-        assert T.size_bytes(out) < 0.8 * fp32
+        assert out.stat().st_size < 0.8 * fp32
 
 
 ONNX_CASES = [

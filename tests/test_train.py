@@ -200,6 +200,22 @@ def test_sequence_npz_trains_without_augmentation(tmp_path):
         train("lstm", f"npz:{tmp_path / 'seq.npz'}", tmp_path / "seq2", augment=True)
 
 
+def test_cnn_on_an_rgb_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["red", "green"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(12):
+            img = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
+            img[..., c] += 180
+            Image.fromarray(img, "RGB").save(tmp_path / "imgs" / name / f"{i}.png")
+    r = train("cnn", f"images:{tmp_path / 'imgs'}", tmp_path / "rgb", epochs=3, progress=False)
+    assert r.metrics["input_shape"] == [28, 28, 3]
+    assert r.metrics["class_names"] == ["green", "red"]
+    assert r.test_accuracy == 1.0  # the colour gives the class away
+    with Image.open(tmp_path / "rgb" / "predictions.png") as im:
+        assert im.width > 400
+
+
 @pytest.mark.parametrize(
     "kwargs,text",
     [

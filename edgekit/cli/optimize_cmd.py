@@ -83,10 +83,11 @@ def optimize_command(
         return
     r = res.report
     b, o = r["baseline"], r["optimized"]
+    b_ms, o_ms = (f"{e['latency_ms']['median']:.3f}" if e["latency_ms"] else "-" for e in (b, o))
     click.echo(f"optimized: {o['name']} -> {res.model_path}")
     click.echo(
-        f"size {b['size_bytes']:,} -> {o['size_bytes']:,} B; latency "
-        f"{b['latency_ms']} -> {o['latency_ms']} ms (speedup {r['speedup']}); "
+        f"size {b['size_bytes']:,} -> {o['size_bytes']:,} B; median latency "
+        f"{b_ms} -> {o_ms} ms (speedup {r['speedup']}); "
         f"accuracy drop {r['accuracy_drop']} {r['accuracy_drop_unit']}"
     )
     click.echo(f"budget {'met' if res.met_budget else 'NOT met'}; report: {res.markdown_path}")

@@ -6,6 +6,8 @@ reads the model's config JSON itself (`config.json` in a .keras archive, the
 lambdas and references to modules outside Keras; then Keras loads it with
 `safe_mode=True`. The first check does not depend on the installed Keras getting
 safe_mode right (Keras before 3.11.3 ignored it for .h5 files, CVE-2025-9905).
+An .h5 config is read in a child process with a time limit, because HDF5 can loop
+forever on a damaged file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,45 @@ def _code_refusal(model: Model, what: str) -> UnsupportedModelError:
     )
 
 
+# Reading an .h5 attribute can loop forever inside HDF5 on a damaged file (found by
+# tests/test_fuzz.py), so the config is read in a child process that can be stopped.
+H5_CONFIG_SECONDS = 20.0
+_H5_CONFIG_SCRIPT = """
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as fh:
+    text = fh.attrs.get("model_config")
+if text is None:
+    sys.exit(3)
+sys.stdout.buffer.write(text.encode("utf-8") if isinstance(text, str) else bytes(text))
+"""
+
+
+def _read_h5_config(model: Model) -> bytes:
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _H5_CONFIG_SCRIPT, str(model.path)],
+            capture_output=True,
+            timeout=H5_CONFIG_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelError(
+            f"{model.path}: reading its model config did not finish in {H5_CONFIG_SECONDS:g} s "
+            "(HDF5 loops on this file); the .h5 file is damaged"
+        ) from None
+    if proc.returncode == 3:
+        raise ModelError(f"{model.path}: an .h5 file without a Keras model config")
+    if proc.returncode != 0:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ModelError(
+            f"{model.path}: a damaged .h5 file, its model config is unreadable "
+            f"({lines[-1] if lines else f'exit code {proc.returncode}'})"
+        )
+    return proc.stdout
+
+
 def _read_config(model: Model) -> Any:
     """The model's config JSON, read without Keras (so nothing in it is built or imported)."""
     try:
@@ -42,18 +83,11 @@ def _read_config(model: Model) -> Any:
                     raise ModelError(f"{model.path}: its config.json is implausibly large")
                 text = zf.read(name)
         else:
-            import h5py
-
-            with h5py.File(model.path, "r") as fh:
-                text = fh.attrs.get("model_config")
-            if text is None:
-                raise ModelError(f"{model.path}: an .h5 file without a Keras model config")
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        return json.loads(str(text))
+            text = _read_h5_config(model)
+        return json.loads(text.decode("utf-8"))
     except ModelError:
         raise
-    except Exception as exc:  # zip, h5py, UTF-8, JSON and RecursionError (deep JSON) alike
+    except Exception as exc:  # zip, UTF-8, JSON and RecursionError (deep JSON) alike
         raise ModelError(
             f"{model.path}: a damaged Keras file, its model config is unreadable "
             f"({_first_line(str(exc)) if str(exc) else type(exc).__name__})"
@@ -85,8 +119,9 @@ def check_no_code(model: Model, config: Any) -> None:
 
 def load_keras(model: Model) -> Any:
     """Load the Keras model; safe_mode refuses embedded code unless the user trusts the file."""
+    config = _read_config(model)  # also when trusted: Keras would hang where HDF5 loops
     if not model.trust_model:
-        check_no_code(model, _read_config(model))
+        check_no_code(model, config)
     import keras
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from typing import Any
@@ -66,9 +67,16 @@ def read_model(model: Model) -> Any:
 
 
 def read(model: Model) -> ModelInfo:
-    import numpy as np
-
     ov_model = read_model(model)
+    try:
+        return _describe(ov_model)
+    except UnicodeDecodeError:  # a name in a damaged IR (found by tests/test_fuzz.py)
+        raise ModelError(
+            f"{model.path}: a tensor or op name in this IR is not UTF-8 text; the file is damaged"
+        ) from None
+
+
+def _describe(ov_model: Any) -> ModelInfo:
     inputs = tuple(port_spec(p, f"input_{i}") for i, p in enumerate(ov_model.inputs))
     outputs = tuple(port_spec(p, f"output_{i}") for i, p in enumerate(ov_model.outputs))
     ops: Counter[str] = Counter()
@@ -79,6 +87,5 @@ def read(model: Model) -> ModelInfo:
             continue
         ops[kind] += 1
         if kind == "Constant":
-            shape = op.get_output_shape(0)
-            params += int(np.prod(list(shape))) if len(shape) else 1
+            params += math.prod(int(d) for d in op.get_output_shape(0))
     return ModelInfo(Signature(inputs, outputs), dict(ops), params)

@@ -8,7 +8,7 @@ Example::
 
     from edgekit.optimize import optimize
     result = optimize("model.keras", "x86-avx512", out="opt/", max_accuracy_drop=1.0)
-    print(result.report["optimized"]["latency_ms"], result.report_path)
+    print(result.report["optimized"]["latency_ms"]["median"], result.report_path)
 """
 
 from __future__ import annotations

@@ -51,17 +51,23 @@ def try_graph_opt(
     level: str = "extended",
     tolerance: float = 1e-4,
 ) -> GraphOptResult:
-    """Optimize, then keep the result only if it is at least 2% faster and its outputs
-    match the input model's within `tolerance` (max abs) on `samples`."""
-    from edgekit.optimize._tools import predict, time_models
+    """Optimize, then keep the result only if it is at least 2% faster (median of an
+    `edgekit.bench` run each) and its outputs match the input model's within `tolerance`
+    (max abs, `edgekit.verify.compare_outputs`) on `samples`."""
+    from edgekit.model import load
+    from edgekit.optimize._tools import feeds, latencies
+    from edgekit.verify import compare_outputs
 
     try:
         optimize_graph(src, out, level)
     except Exception as exc:  # noqa: BLE001 - an optimization that fails is simply not kept
         return GraphOptResult(Path(src), False, None, None, None, f"ORT could not save it: {exc}")
-    err = float(np.abs(predict(src, samples) - predict(out, samples)).max())
-    before, after = time_models([Path(src), Path(out)], samples[:1], runtime="onnxruntime",
-                                threads=threads, rounds=9)  # fmt: skip
+    m = load(src)
+    parity = compare_outputs(m, out, feeds(samples, m.signature.inputs[0], len(samples)),
+                             src_runtime="onnxruntime", dst_runtime="onnxruntime")  # fmt: skip
+    err = float(parity.max_abs_error)
+    lat = latencies([Path(src), Path(out)], samples, runtime="onnxruntime", threads=threads)
+    before, after = lat[0]["median"], lat[1]["median"]
     if err > tolerance:
         return GraphOptResult(Path(src), False, before, after, err, "outputs changed")
     if after > before * 0.98:

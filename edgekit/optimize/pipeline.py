@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,11 @@ from edgekit.errors import (
 from edgekit.optimize import _tools as T
 from edgekit.optimize import debug
 from edgekit.optimize.base import QuantOptions
+from edgekit.outputs import atomic_dir, output_lock
 
 INT8 = ("int8", "int8-float-fallback")
 SLOWER_MARGIN = 1.03  # within 3% counts as "not slower" on a noisy shared machine
+EVAL_BATCH = 64
 
 
 @dataclass
@@ -40,12 +41,16 @@ class Candidate:
     size_bytes: int | None = None
     gzip_bytes: int | None = None
     accuracy: float | None = None
-    parity: T.Parity | None = None
+    parity: Any = None  # edgekit.verify.Parity against the baseline
     accuracy_drop: float | None = None  # points vs baseline (or disagreement when unlabelled)
-    latency_ms: float | None = None
+    latency: dict[str, Any] | None = None  # edgekit.bench statistics, in ms
     meets_budget: bool = False
     error: str | None = None
-    outputs: np.ndarray | None = None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """The median latency: what candidates are compared and chosen by."""
+        return None if self.latency is None else float(self.latency["median"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,11 +61,23 @@ class Candidate:
             "gzip_bytes": self.gzip_bytes,
             "accuracy": _r(self.accuracy),
             "accuracy_drop": _r(self.accuracy_drop, 3),
-            "parity": self.parity.to_dict() if self.parity else None,
-            "latency_ms": _r(self.latency_ms, 4),
+            "parity": parity_dict(self.parity),
+            "latency_ms": self.latency,
             "meets_budget": self.meets_budget,
             "error": self.error,
         }
+
+
+def parity_dict(p: Any) -> dict[str, float | None] | None:
+    """The report's three parity figures of an `edgekit.verify.Parity`."""
+    if p is None:
+        return None
+    err = float(p.max_abs_error)
+    return {
+        "top1_agreement": None if p.top1_agreement is None else round(p.top1_agreement, 6),
+        "max_abs_error": float(f"{err:.6g}") if np.isfinite(err) else None,
+        "cosine": round(float(p.cosine), 6),
+    }
 
 
 def _r(v: float | None, nd: int = 6) -> float | None:
@@ -203,23 +220,29 @@ def _resolve_data(
     )
 
 
-# --- float sources per format ----------------------------------------------------------
+# --- conversion at fp32 ----------------------------------------------------------------
 
 
-class _Sources:
-    """The float model in the target format, made once: what each quantizer starts from."""
+def _convert(src: Any, fmt: str, folder: Path, warnings: list[str]) -> Path:
+    """`src` (a path, a Model, or an in-memory Keras model) as an fp32 `fmt` model in
+    `folder`, through `edgekit.convert`. A conversion that runs but does not reproduce
+    the source within fp32 tolerance is kept, and said: the candidates are judged
+    against it, as they will be deployed from it."""
+    from edgekit.convert import convert
+    from edgekit.errors import VerificationError
+    from edgekit.model import Model
 
-    def __init__(self, work: Path, fmt: str) -> None:
-        self.work = work
-        self.fmt = fmt
-
-    def from_keras(self, km: Any, tag: str) -> Any:
-        if self.fmt == "tflite":
-            return km
-        onnx_path = T.keras_to_onnx(km, self.work / tag / "model.onnx")
-        if self.fmt == "onnx":
-            return onnx_path
-        return T.onnx_to_openvino(onnx_path, self.work / tag / "ov" / "model.xml")
+    if not isinstance(src, str | os.PathLike | Model):
+        folder.mkdir(parents=True, exist_ok=True)
+        src.save(folder / "source.keras")  # a model built in memory (pruning) goes via a file
+        src = folder / "source.keras"
+    try:
+        res = convert(src, fmt, folder / T.MODEL_FILE[fmt])
+    except VerificationError as exc:
+        res = convert(src, fmt, folder / T.MODEL_FILE[fmt], verify=False)
+        why = str(exc).split("; pass --tolerance")[0]  # optimize has no such flags
+        warnings.append(f"the fp32 {fmt} model is kept unverified: {why}")
+    return Path(res.model.path)
 
 
 def _weight_stats(km: Any = None, path: Path | None = None, fmt: str | None = None) -> dict:
@@ -268,7 +291,12 @@ def _precisions(quantize: str | None, profile: Any, fmt: str) -> list[str]:
 def _drop(base: Candidate, c: Candidate, labelled: bool) -> float:
     if labelled and base.accuracy is not None and c.accuracy is not None:
         return 100.0 * (base.accuracy - c.accuracy)
-    return 100.0 * (1.0 - (c.parity.top1_agreement if c.parity else 0.0))
+    p = c.parity
+    if p is None:
+        return 100.0
+    if p.top1_agreement is None:  # one score per sample, or outputs that did not compare
+        return 0.0 if np.isfinite(p.max_abs_error) else 100.0
+    return 100.0 * (1.0 - p.top1_agreement)
 
 
 def optimize(
@@ -298,13 +326,18 @@ def optimize(
     profile's format; each precision the profile allows (``quantize="auto"``) or the
     one asked for; parity and accuracy of every candidate against the fp32 baseline;
     for int8 beyond ``max_accuracy_drop`` (points), the worst layers kept in float one
-    at a time; latency of all candidates measured interleaved on the profile's runtime.
-    The fastest candidate within the budget is written to `out` with report.json and
-    report.md; when none meets it, the one with the smallest drop is written and the
-    report says so.
+    at a time; latency of the baseline and every candidate measured by
+    `edgekit.bench.benchmark` on the profile's runtime, one after the other. The fastest
+    candidate within the budget is written to `out` with report.json and report.md; when
+    none meets it, the one with the smallest drop is written and the report says so.
+    `out` is built beside itself and put in place only when the run succeeds; a folder
+    edgekit did not write is never replaced, and a second run on the same `out` fails
+    at once with OutputLockedError.
 
-    Latency is measured with `threads` (default 1: quiet and comparable on a shared
-    machine; pass the profile's thread count to mimic it). Calibration data defaults
+    Latency is measured on `threads`; by default on the profile's thread count when
+    this machine is the profile's kind, and on 1 thread (quiet and comparable on a
+    shared machine) when the profile names none or targets another machine, whose
+    numbers the report labels host measurements. Calibration data defaults
     to the dataset of the `edgekit train` run the model came from; without any, random
     inputs are used and the report says accuracy is unproven.
     """
@@ -351,10 +384,12 @@ def optimize(
         )
 
     data = _resolve_data(src, calib_data, eval_data, calib_samples, warnings, seed)
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
+    n_threads, threads_from = _threads(threads, prof)
+    # The lock makes a second run on `out` fail at once; atomic_dir builds the output
+    # beside it and puts it in place only when everything succeeded, and refuses to
+    # replace a folder edgekit did not write.
+    with output_lock(out), atomic_dir(out) as tmp:
+        work = tmp / ".work"
         proc, proc_fmt = src, src_fmt
         if via_onnx:
             from edgekit.convert import convert
@@ -366,26 +401,16 @@ def optimize(
         result = _run(
             proc, proc_fmt, prof, fmt, runtime, precisions, data, work, warnings,
             prune=prune, structured=structured, quantize=quantize,
-            max_drop=max_accuracy_drop, threads=threads, epochs=finetune_epochs,
+            max_drop=max_accuracy_drop, threads=n_threads, epochs=finetune_epochs,
             max_float_layers=max_float_layers, graph_opt=graph_opt, measure=measure,
             say=say,
         )  # fmt: skip
-        final = work / "final"
-        final.mkdir()
         chosen: Candidate = result["chosen"]
-        model_out = final / T.MODEL_FILE[fmt]
-        T.copy_model(chosen.path, model_out)
+        _copy_model(chosen.path, tmp / T.MODEL_FILE[fmt])
         result["elapsed_s"] = round(time.time() - started, 1)
-        rep = R.build_report(src=src, profile=prof, runtime=runtime, data=data, **result)
-        R.write(rep, final)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.replace(out, trash / "old")
-            os.replace(final, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(final, out)
-    finally:
+        rep = R.build_report(src=src, profile=prof, runtime=runtime, data=data,
+                             threads_from=threads_from, **result)  # fmt: skip
+        R.write(rep, tmp)
         shutil.rmtree(work, ignore_errors=True)
     return OptimizeResult(
         model_path=out / T.MODEL_FILE[fmt],
@@ -395,6 +420,36 @@ def optimize(
         met_budget=bool(rep["meets_budget"]),
         warnings=list(rep["warnings"]),
     )
+
+
+def _threads(threads: int | None, prof: Any) -> tuple[int, str]:
+    """Threads to measure latency on, and where that number comes from.
+
+    `--threads` wins; else the profile's thread count when this machine is the profile's
+    kind (same arch, runtime installed), at most this machine's cores; a profile for
+    another machine is measured on 1 thread, since the host's cores say nothing about
+    the target's; and 1 when the profile names none (quiet on a shared machine).
+    """
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads must be at least 1, got {threads}.")
+        return threads, "--threads"
+    if not prof.runnable_here():
+        return 1, "host measurement: 1 thread for a profile of another machine"
+    if prof.threads:
+        cores = os.cpu_count() or 1
+        if prof.threads > cores:
+            return cores, f"profile ({prof.threads}, capped to this machine's {cores} cores)"
+        return prof.threads, "profile"
+    return 1, "default (the profile names no thread count)"
+
+
+def _copy_model(src: Path, dest: Path) -> None:
+    """Copy a model's files (an OpenVINO .xml with its .bin) to `dest`'s name."""
+    from edgekit.model import load
+
+    for f in load(src).files:
+        shutil.copyfile(f, dest.with_suffix(f.suffix))
 
 
 def _run(
@@ -412,7 +467,7 @@ def _run(
     structured: bool,
     quantize: str | None,
     max_drop: float,
-    threads: int | None,
+    threads: int,
     epochs: int | None,
     max_float_layers: int,
     graph_opt: bool,
@@ -421,7 +476,6 @@ def _run(
 ) -> dict[str, Any]:
     from edgekit.optimize import QUANTIZER, get_pass
 
-    sources = _Sources(work, fmt)
     prune_info: dict[str, Any] | None = None
     qopts = QuantOptions(
         per_channel=prof.quantization.per_channel,
@@ -435,37 +489,23 @@ def _run(
 
     # 1. baseline: the source in the target format at fp32, and the float source to quantize
     say("converting the source to the profile's format (fp32 baseline)")
+    base_path = src.path if src_fmt == fmt else _convert(src, fmt, work / "baseline", warnings)
     km = None
     if src_fmt == "keras":
         from edgekit.formats.keras import load_keras
 
         km = load_keras(src)
-        base_src = sources.from_keras(km, "base_src")
         before_stats = _weight_stats(km=km)
-    elif src_fmt == "savedmodel":
-        base_src = src.path
-        if fmt == "openvino":
-            import openvino as ov
-
-            p = work / "base_src" / "model.xml"
-            p.parent.mkdir(parents=True)
-            ov.save_model(ov.convert_model(str(src.path)), str(p), compress_to_fp16=False)
-            base_src = p
-        before_stats = {"params": src.param_count, "sparsity": None}
     elif src_fmt == "onnx":
-        base_src = (
-            src.path
-            if fmt == "onnx"
-            else T.onnx_to_openvino(src.path, work / "base_src" / "model.xml")
-        )
         before_stats = _weight_stats(path=src.path, fmt="onnx")
-    else:  # tflite or openvino, already in the target format
-        base_src = src.path
+    else:
         before_stats = {"params": src.param_count, "sparsity": None}
-    base_path = (
-        Path(base_src) if src_fmt == "tflite"
-        else quantizer(base_src, work / "baseline" / T.MODEL_FILE[fmt], "fp32")
-    )  # fmt: skip
+    # The TFLite converter quantizes while it converts, so it starts from the Keras model
+    # or SavedModel; the other quantizers start from the fp32 baseline.
+    if fmt != "tflite":
+        base_src = base_path
+    else:
+        base_src = km if km is not None else src.path
     base = Candidate("baseline fp32", "fp32", base_path)
 
     # 2. pruning
@@ -488,7 +528,11 @@ def _run(
                 pr = fn(km, prune, xt, yt, **kw)
             else:
                 pr = fn(km, xt, yt, prune, **kw)
-            float_src = sources.from_keras(pr.model, "pruned_src")
+            float_src = (
+                pr.model
+                if fmt == "tflite"
+                else _convert(pr.model, fmt, work / "pruned_src", warnings)
+            )
             after_stats = _weight_stats(km=pr.model)
             prune_info = {
                 "method": name,
@@ -517,7 +561,7 @@ def _run(
                 after_stats = _weight_stats(path=pruned_file, fmt="onnx")
                 float_src = (
                     pruned_file if fmt == "onnx"
-                    else T.onnx_to_openvino(pruned_file, work / "pruned_src" / "ov" / "model.xml")
+                    else _convert(pruned_file, fmt, work / "pruned_src" / "ov", warnings)
                 )  # fmt: skip
             else:
                 float_src = pruned_file
@@ -526,25 +570,34 @@ def _run(
                 f"edgekit cannot prune {src_fmt} models; prune the Keras or ONNX source."
             )
 
-    # 3. reference outputs on eval data
+    # 3. reference outputs on eval data, computed once: every candidate is compared to them
     say("measuring the baseline's outputs")
-    base.outputs = T.predict(base.path, data.x_eval, runtime=runtime)
-    base.accuracy = T.accuracy(base.outputs, data.y_eval)
-    base.parity = T.parity(base.outputs, base.outputs)
-    base.accuracy_drop = 0.0
-    base.meets_budget = True
+    from edgekit.evaluate import predict
+    from edgekit.model import load
+    from edgekit.verify import compare_outputs, reference_runner
+
+    base_model = load(base.path)
+    feeds = T.feeds(data.x_eval, base_model.signature.inputs[0], EVAL_BATCH)
+    runner = reference_runner(base_model, runtime)
+    reference = [runner.run(f) for f in feeds]
+    del runner
 
     def evaluate(c: Candidate) -> Candidate:
-        c.size_bytes = T.size_bytes(c.path)
-        c.gzip_bytes = T.gzip_bytes(c.path)
-        c.outputs = T.predict(c.path, data.x_eval, runtime=runtime)
-        c.accuracy = T.accuracy(c.outputs, data.y_eval)
-        c.parity = T.parity(base.outputs, c.outputs)
-        c.accuracy_drop = _drop(base, c, data.labelled)
-        c.meets_budget = c.accuracy_drop <= max_drop + 1e-9
+        m = load(c.path)
+        c.size_bytes, c.gzip_bytes = m.size_bytes, T.gzip_bytes(c.path)
+        if data.labelled:
+            scores = predict(m.path, data.x_eval, runtime=runtime, batch_size=EVAL_BATCH)
+            c.accuracy = float(np.mean(scores.argmax(1) == data.y_eval))
+        if c is not base:
+            c.parity = compare_outputs(base_model, m, feeds, reference=reference,
+                                       precision=c.precision, dst_runtime=runtime)  # fmt: skip
+            c.accuracy_drop = _drop(base, c, data.labelled)
+            c.meets_budget = c.accuracy_drop <= max_drop + 1e-9
         return c
 
-    base.size_bytes, base.gzip_bytes = T.size_bytes(base.path), T.gzip_bytes(base.path)
+    evaluate(base)
+    base.accuracy_drop = 0.0
+    base.meets_budget = True
 
     # 4. candidates
     cands: list[Candidate] = []
@@ -563,7 +616,7 @@ def _run(
             if fmt == "onnx" and p == "fp32" and graph_opt:
                 g = get_pass("graph_opt")(
                     c.path, work / "cand" / "fp32-ortopt" / "model.onnx", data.x_eval[:16],
-                    threads=threads or 1,
+                    threads=threads,
                 )  # fmt: skip
                 graph_info = {
                     "kept": g.kept,
@@ -652,16 +705,14 @@ def _run(
         errs = "; ".join(f"{c.name}: {c.error}" for c in cands)
         raise UnsupportedModelError(f"no candidate could be made for {prof.name}: {errs}")
 
-    # 6. latency, interleaved with the baseline
+    # 6. latency of the baseline and every candidate, on the same eval samples
     if measure:
-        say("measuring latency (interleaved)")
-        feed = data.x_eval[:1]
-        lat = T.time_models(
-            [base.path, *[c.path for c in ok]], feed, runtime=runtime, threads=threads or 1
-        )
-        base.latency_ms = lat[0]
-        for c, t in zip(ok, lat[1:], strict=True):
-            c.latency_ms = t
+        say(f"measuring latency (edgekit.bench, {threads} thread(s))")
+        models = [base, *ok]
+        for c, lat in zip(models, T.latencies([c.path for c in models], data.x_eval,
+                                              runtime=runtime, threads=threads), strict=True):  # fmt: skip
+            c.latency = lat
+        warnings += _bench_warnings(models)
 
     # 7. choose
     meeting = [c for c in ok if c.meets_budget]
@@ -722,17 +773,32 @@ def _run(
         "met": met,
         "warnings": warnings,
         "slow_ops": slow_ops,
-        "threads": threads or 1,
+        "threads": threads,
     }
 
 
+def _bench_warnings(models: list[Candidate]) -> list[str]:
+    """The bench harness's warnings, once: those of every run (the machine's) as they are,
+    the others as one line naming the models (each run's are in its latency_ms)."""
+    runs = [(c.name, (c.latency or {}).get("warnings") or []) for c in models]
+    common = [w for w in runs[0][1] if all(w in ws for _, ws in runs)] if runs else []
+    own = [name for name, ws in runs if set(ws) - set(common)]
+    out = [f"latency: {w}" for w in common]
+    if own:
+        out.append(
+            f"the latency harness warned about its runs of {', '.join(own)} "
+            "(see latency_ms.warnings in report.json)"
+        )
+    return out
+
+
 def _slow_ops(
-    base: Path, opt: Path, feed: np.ndarray, runtime: str, threads: int | None
+    base: Path, opt: Path, feed: np.ndarray, runtime: str, threads: int
 ) -> dict[str, Any]:
     """Which op types cost more in `opt` than in `base` (times, or counts for LiteRT)."""
     try:
-        a = T.op_times(base, feed, runtime=runtime, threads=threads or 1)
-        b = T.op_times(opt, feed, runtime=runtime, threads=threads or 1)
+        a = T.op_times(base, feed, runtime=runtime, threads=threads)
+        b = T.op_times(opt, feed, runtime=runtime, threads=threads)
     except Exception as exc:  # noqa: BLE001 - profiling is diagnosis, not the result
         return {"summary": f"per-op profiling failed ({_first_line(exc)})", "ops": {}}
     keys = set(a["ops"]) | set(b["ops"])
@@ -751,11 +817,13 @@ def _slow_ops(
     }
 
 
-def host_note(prof: Any) -> str | None:
-    arch = platform.machine()
-    if not prof.runnable_here():
-        return (
-            f"profile {prof.name} targets {prof.arch} ({prof.device_label}); these numbers are "
-            f"HOST MEASUREMENTS on this {arch} machine with the profile's runtime, not the target's"
-        )
-    return None
+def host_note(prof: Any, threads: int) -> str | None:
+    """The warning that labels numbers measured here for a profile of another machine."""
+    if prof.runnable_here():
+        return None
+    target = f"{prof.threads} thread(s)" if prof.threads else "its runtime's default threads"
+    return (
+        f"profile {prof.name} targets {prof.arch} ({prof.device_label}); these numbers are "
+        f"HOST MEASUREMENTS on this {platform.machine()} machine with the profile's runtime "
+        f"on {threads} thread(s) (the target runs {target}), not the target's"
+    )

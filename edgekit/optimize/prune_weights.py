@@ -68,9 +68,9 @@ def prune_onnx(src: Path, out: Path, sparsity: float) -> WeightPruneResult:
 
 def prune_tflite(src: Path, out: Path, sparsity: float) -> WeightPruneResult:
     """Zero `sparsity` of each conv/fully-connected float32 weight buffer of a TFLite model."""
-    from edgekit.optimize._tools import quiet_tf
+    from edgekit.convert._common import quiet_tensorflow
 
-    quiet_tf()
+    quiet_tensorflow()
     try:
         from tensorflow.lite.python import schema_py_generated as schema
         from tensorflow.lite.tools import flatbuffer_utils

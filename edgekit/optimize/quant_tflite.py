@@ -21,9 +21,9 @@ PRECISIONS = ("fp32", "dynamic", "fp16", "int8", "int8-float-fallback", "int16x8
 
 
 def _converter(source: Any) -> Any:
-    from edgekit.optimize._tools import quiet_tf
+    from edgekit.convert._common import quiet_tensorflow
 
-    quiet_tf()
+    quiet_tensorflow()
     import tensorflow as tf
 
     if isinstance(source, str | Path):

@@ -3,8 +3,10 @@
 report.json (``schema_version`` 1) holds ``baseline`` (the source converted to the
 profile's format at fp32, measured on the same runtime and settings) and
 ``optimized``, each ``{format, precision, size_bytes, gzip_bytes, params, sparsity,
-accuracy, latency_ms}`` (accuracy null when unproven); ``parity {top1_agreement,
-max_abs_error, cosine}`` of the optimized model against the baseline;
+accuracy, latency_ms}`` (accuracy null when unproven; latency_ms the statistics of an
+`edgekit.bench` run: median, median_ci, percentiles, cv..., or null when not measured);
+``parity {top1_agreement, max_abs_error, cosine}`` of the optimized model against the
+baseline (`edgekit.verify.compare_outputs` on the eval samples);
 ``accuracy_drop`` (points); ``kept_float``; ``candidates``; ``layer_errors``;
 ``warnings``; and where and how it was measured.
 """
@@ -12,8 +14,6 @@ max_abs_error, cosine}`` of the optimized model against the baseline;
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def _entry(c: Any, fmt: str, stats: dict[str, Any]) -> dict[str, Any]:
         "params": stats.get("params"),
         "sparsity": stats.get("sparsity"),
         "accuracy": None if c.accuracy is None else round(c.accuracy, 6),
-        "latency_ms": None if c.latency_ms is None else round(c.latency_ms, 4),
+        "latency_ms": c.latency,
     }
 
 
@@ -59,16 +59,17 @@ def build_report(
     warnings: list[str],
     slow_ops: dict[str, Any] | None,
     threads: int,
+    threads_from: str,
     elapsed_s: float,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (see the module docstring)."""
     from edgekit.devices import cpu
-    from edgekit.optimize.pipeline import host_note
+    from edgekit.optimize.pipeline import host_note, parity_dict
     from edgekit.optimize.quant_onnx import has_vnni
 
     fmt = profile.format
     warns = list(warnings)
-    host = host_note(profile)
+    host = host_note(profile, threads)
     if host:
         warns.insert(0, host)
     info = cpu()
@@ -103,18 +104,19 @@ def build_report(
         "measurement": {
             "runtime": runtime,
             "threads": threads,
+            "threads_from": threads_from,
             "batch": 1,
             "host": info["model"],
             "host_arch": info["arch"],
             "isa_features": info["isa_features"],
             "vnni": has_vnni(),
             "host_measurement": host is not None,
-            "statistic": "median of interleaved runs",
+            "statistic": "median of one edgekit.bench run per model, run one after the other",
         },
         "data": {"source": data.source, "labelled": data.labelled},
         "baseline": _entry(baseline, fmt, before_stats),
         "optimized": _entry(chosen, fmt, after_stats),
-        "parity": chosen.parity.to_dict() if chosen.parity else None,
+        "parity": parity_dict(chosen.parity),
         "accuracy_drop": None if chosen.accuracy_drop is None else round(chosen.accuracy_drop, 3),
         "accuracy_drop_unit": "points" if data.labelled else "points of top-1 disagreement",
         "max_accuracy_drop": max_drop,
@@ -135,9 +137,7 @@ def build_report(
                 {
                     "kept_float": s.kept_float,
                     "accuracy_drop": None if s.path is None else round(s.accuracy_drop, 3),
-                    "latency_ms": None
-                    if s.path is None or s.path.latency_ms is None
-                    else round(s.path.latency_ms, 4),
+                    "latency_ms": None if s.path is None else s.path.latency,
                     **s.extra,
                 }
                 for s in recovery.steps
@@ -180,8 +180,14 @@ def _pct(v: float | None) -> str:
     return "unproven" if v is None else f"{100 * v:.2f}%"
 
 
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f} ms"
+def _ms(lat: dict[str, Any] | None) -> str:
+    """A latency_ms object as its median, with the median's confidence interval."""
+    if lat is None:
+        return "-"
+    ci = lat.get("median_ci") or {}
+    if ci.get("low") is None:
+        return f"{lat['median']:.4g} ms"
+    return f"{lat['median']:.4g} ms ({ci['level']:.0%} CI {ci['low']:.4g}-{ci['high']:.4g})"
 
 
 def markdown(rep: dict[str, Any]) -> str:
@@ -289,14 +295,9 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def write(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     """Write report.json and report.md into `folder` atomically."""
-    out = []
-    for name, text in (
-        ("report.json", json.dumps(rep, indent=2) + "\n"),
-        ("report.md", markdown(rep)),
-    ):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, folder / name)
-        out.append(folder / name)
-    return out[0], out[1]
+    from edgekit.outputs import atomic_write_text
+
+    return (
+        atomic_write_text(folder / "report.json", json.dumps(rep, indent=2) + "\n"),
+        atomic_write_text(folder / "report.md", markdown(rep)),
+    )

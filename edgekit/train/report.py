@@ -101,20 +101,26 @@ def plot_confusion(cm: list[list[int]], class_names: list[str], path: str | Path
     plt.close(fig)
 
 
-def _as_picture(sample: np.ndarray, layout: str) -> np.ndarray:
-    """A preprocessed sample as a 2-D (or RGB) picture for display."""
+def _as_picture(sample: np.ndarray, pre: Any) -> tuple[np.ndarray, str | None]:
+    """A preprocessed sample back as a picture for display, and its colour map."""
     s = np.asarray(sample, dtype=np.float32)
-    if layout == "nchw":
-        s = s.transpose(1, 2, 0)
-    if s.ndim == 3 and s.shape[-1] == 1:
-        s = s[:, :, 0]
-    elif s.ndim == 3 and s.shape[-1] == 3:
-        s = (s - s.min()) / max(float(s.max() - s.min()), 1e-6)
-    elif s.ndim == 1:
+    if pre.kind == "image":
+        if pre.layout == "nchw":
+            s = s.transpose(1, 2, 0)
+        elif pre.layout == "sequence":
+            s = s.reshape(s.shape[0], -1, pre.channels)
+        # Undo the normalization so colours and contrast look as the raw image did.
+        s = s * np.asarray(pre.std, np.float32) + np.asarray(pre.mean, np.float32)
+        if s.shape[-1] == 3:
+            if s.min() < -0.01 or s.max() > 1.01:  # not scaled to 0..1: stretch for display
+                s = (s - s.min()) / max(float(s.max() - s.min()), 1e-6)
+            return np.clip(s, 0, 1), None
+        return s[:, :, 0], "gray_r"
+    if s.ndim == 1:
         s = s[None, :]
-    elif s.ndim > 3:
+    elif s.ndim > 2:
         s = s.reshape(s.shape[0], -1)
-    return s
+    return s, "viridis"
 
 
 def plot_predictions(ds: Dataset, pred: np.ndarray, path: str | Path, count: int = 32) -> None:
@@ -134,7 +140,8 @@ def plot_predictions(ds: Dataset, pred: np.ndarray, path: str | Path, count: int
         ax.axis("off")
     for ax, i in zip(axes, picks, strict=False):
         ok = pred[i] == y[i]
-        ax.imshow(_as_picture(ds.x_test[i], ds.preprocess.layout), cmap="gray_r")
+        picture, cmap = _as_picture(ds.x_test[i], ds.preprocess)
+        ax.imshow(picture, cmap=cmap)
         ax.set_title(
             f"{names[pred[i]]} / {names[y[i]]}",
             color="green" if ok else "red",
