@@ -3,8 +3,9 @@ Runtime and OpenVINO, single thread, batch 1.
 
 Models: the reference CNN trained on digits (`edgekit.train`, accuracy on the digits
 test split) and MobileNetV2 (random weights, 224x224, random calibration: latency
-and size only). Within each model and runtime every variant is timed interleaved
-(round-robin) and the medians and ratios come from that one run.
+and size only). Within each model and runtime every variant is timed interleaved by
+`edgekit.bench` (--rounds short harness runs per variant, round-robin, every other round
+reversed) and the medians and ratios come from that one measurement.
 
     .venv/bin/python benchmarks/optimize.py [--out benchmarks/results/optimize.json]
 """
@@ -31,7 +32,7 @@ TARGETS = {"litert": 2.25, "openvino": 1.51, "onnxruntime": 1.32}  # MobileNetV2
 def build_variants(km, pruned, calib, work: Path, tag: str) -> dict:
     """{fmt: {variant: path}} for fp32, pruned fp32, int8, pruned int8."""
     from edgekit.optimize import QuantOptions
-    from edgekit.optimize import _tools as T
+    from edgekit.optimize.pipeline import _convert
     from edgekit.optimize.quant_onnx import quantize_onnx
     from edgekit.optimize.quant_openvino import quantize_openvino
     from edgekit.optimize.quant_tflite import quantize_tflite
@@ -45,41 +46,49 @@ def build_variants(km, pruned, calib, work: Path, tag: str) -> dict:
         out["tflite"][name] = quantize_tflite(model, d / "m.tflite", "fp32")
         q = "int8" if name == "fp32" else "pruned+int8"
         out["tflite"][q] = quantize_tflite(model, d / "m8.tflite", "int8", calib)
-        onnx_path = T.keras_to_onnx(model, d / "m.onnx")
+        notes: list[str] = []  # edgekit.convert, unverified where it does not match
+        onnx_path = _convert(model, "onnx", d / "onnx", notes)
         out["onnx"][name] = onnx_path
         out["onnx"][q] = quantize_onnx(onnx_path, d / "m8.onnx", "int8", calib)
         if name == "fp32":  # the other signedness, for the record (see quant_onnx.cpu_types)
             out["onnx"]["int8 S8S8"] = quantize_onnx(
                 onnx_path, d / "m8s.onnx", "int8", calib, QuantOptions(activation_type="int8")
             )
-        xml = T.onnx_to_openvino(onnx_path, d / "ov" / "m.xml")
+        xml = _convert(onnx_path, "openvino", d / "ov", notes)
         out["openvino"][name] = xml
         out["openvino"][q] = quantize_openvino(xml, d / "ov8" / "m.xml", "int8", calib)
         print(f"  {tag}/{name}: converted and quantized in {time.time() - t0:.0f} s", flush=True)
+        for note in notes:
+            print(f"  {tag}/{name}: {note}", flush=True)
     return out
 
 
 def measure(variants: dict, x_eval, y_eval, rounds: int) -> list[dict]:
+    from edgekit.evaluate import predict
+    from edgekit.model import load
     from edgekit.optimize import _tools as T
+    from edgekit.verify import compare_outputs
 
     rows = []
     for fmt, paths in variants.items():
         rt = RUNTIMES[fmt]
         names = list(paths)
-        lat = T.time_models([paths[n] for n in names], x_eval[:1], runtime=rt, threads=1,
-                            rounds=rounds, per_round=5, budget_s=60)  # fmt: skip
-        ref = None
+        lat = T.latencies([paths[n] for n in names], x_eval, runtime=rt, threads=1,
+                          rounds=rounds, min_time=2.0)  # fmt: skip
+        ref = load(paths["fp32"])
+        feeds = T.feeds(x_eval, ref.signature.inputs[0], 64)
         for n, t in zip(names, lat, strict=True):
-            out = T.predict(paths[n], x_eval, runtime=rt) if y_eval is not None else None
-            if n == "fp32":
-                ref = out
+            out = predict(paths[n], x_eval, runtime=rt) if y_eval is not None else None
+            agree = None
+            if out is not None and n != "fp32":
+                agree = compare_outputs(ref, paths[n], feeds, src_runtime=rt,
+                                        dst_runtime=rt).top1_agreement  # fmt: skip
             rows.append({
                 "runtime": rt, "format": fmt, "variant": n,
-                "size_bytes": T.size_bytes(paths[n]),
-                "latency_ms": round(t, 4),
-                "accuracy": None if out is None else round(T.accuracy(out, y_eval), 4),
-                "agreement": None if out is None or ref is None
-                else round(T.parity(ref, out).top1_agreement, 4),
+                "size_bytes": load(paths[n]).size_bytes,
+                "latency_ms": round(t["median"], 4),
+                "accuracy": None if out is None else round(float(np.mean(out.argmax(1) == y_eval)), 4),
+                "agreement": None if out is None else round(1.0 if n == "fp32" else agree, 4),
             })  # fmt: skip
         base = next(r for r in rows if r["runtime"] == rt and r["variant"] == "fp32")
         for r in rows:
@@ -94,7 +103,7 @@ def measure(variants: dict, x_eval, y_eval, rounds: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/optimize.json")
-    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--rounds", type=int, default=4, help="harness runs per variant")
     ap.add_argument("--skip-mobilenet", action="store_true")
     args = ap.parse_args()
 

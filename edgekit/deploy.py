@@ -22,6 +22,7 @@ finished bundle is left behind by a failure.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import stat
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -993,25 +995,30 @@ def extract_bundle(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
         tar = tarfile.open(archive, "r:gz")
     except (OSError, tarfile.TarError) as exc:
         raise BundleError(f"{archive}: not a readable .tar.gz bundle ({exc})") from None
-    with tar:
-        members = tar.getmembers()
-        names = [_check_member(m, archive) for m in members]
-        dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        for m, name in zip(members, names, strict=True):
-            target = (root / name).resolve()
-            if root != target and root not in target.parents:
-                raise BundleError(f"{archive}: member '{name}' points outside {dest}; refused")
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(m)
-            if src is None:
-                raise BundleError(f"{archive}: member '{name}' cannot be read")
-            with src, open(target, "wb") as fh:
-                shutil.copyfileobj(src, fh)
-            os.chmod(target, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+    try:
+        with tar:
+            members = tar.getmembers()
+            names = [_check_member(m, archive) for m in members]
+            dest.mkdir(parents=True, exist_ok=True)
+            root = dest.resolve()
+            for m, name in zip(members, names, strict=True):
+                target = (root / name).resolve()
+                if root != target and root not in target.parents:
+                    raise BundleError(f"{archive}: member '{name}' points outside {dest}; refused")
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(m)
+                if src is None:
+                    raise BundleError(f"{archive}: member '{name}' cannot be read")
+                with src, open(target, "wb") as fh:
+                    shutil.copyfileobj(src, fh)
+                os.chmod(target, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise BundleError(
+            f"{archive}: a damaged .tar.gz bundle ({exc or type(exc).__name__})"
+        ) from None
     tops = {Path(n).parts[0] for n in names if Path(n).parts}
     if len(tops) == 1 and (dest / next(iter(tops)) / MANIFEST).is_file():
         return dest / next(iter(tops))
@@ -1035,12 +1042,22 @@ def load_bundle(
         manifest = json.loads((p / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BundleError(f"{p / MANIFEST}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{p / MANIFEST}: is not a JSON object; not an edgekit bundle manifest")
     if manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:
         raise BundleError(
             f"{p / MANIFEST}: schema_version {manifest.get('schema_version')!r}, this edgekit "
             f"reads {MANIFEST_SCHEMA_VERSION}"
         )
     files = manifest.get("files") or {}
+    if not isinstance(files, dict) or not all(
+        isinstance(rel, str) and "\0" not in rel and isinstance(digest, str)
+        for rel, digest in files.items()
+    ):
+        raise BundleError(f"{p / MANIFEST}: 'files' is not a map of file names to sha256 digests")
+    for key in ("model", "runtime"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise BundleError(f"{p / MANIFEST}: '{key}' is not an object; the manifest was edited")
     for rel, digest in files.items():
         f = (p / rel).resolve()
         if p.resolve() not in f.parents:

@@ -19,7 +19,8 @@ def concrete_shape(
 ) -> tuple[int, ...]:
     """Fix every dynamic dimension: the batch (first) dim to `batch`, others to 1.
 
-    A declared shape beyond MAX_TENSOR_ELEMENTS is refused before any allocation.
+    A shape with a 0 dimension, or beyond MAX_TENSOR_ELEMENTS, is refused before any
+    allocation.
     """
     if override is not None:
         shape = tuple(int(d) for d in override)
@@ -32,6 +33,12 @@ def concrete_shape(
         shape = tuple(
             d if isinstance(d, int) and d >= 0 else (batch if i == 0 else 1)
             for i, d in enumerate(spec.shape)
+        )
+    if 0 in shape:
+        raise InputError(
+            f"input '{spec.name}' has shape {list(shape)}, with a dimension of 0 (a tensor "
+            f"with no elements), so there is nothing to run; give its shape with "
+            f"--input-shape {spec.name}=..."
         )
     elements = 1
     for d in shape:

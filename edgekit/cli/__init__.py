@@ -57,10 +57,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> None:
+    """Make SIGTERM (kill, a CI timeout, a container stop) clean up as Ctrl-C does.
+
+    Temp folders and locks are released by `finally` blocks, which run for a
+    KeyboardInterrupt but not for Python's default SIGTERM, which ends the process at once.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps edgekit errors to one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    _sigterm_as_interrupt()
     try:
         rv = cli.main(args=args, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:

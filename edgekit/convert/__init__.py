@@ -32,6 +32,7 @@ from edgekit.errors import (
     VerificationError,
 )
 from edgekit.model import Model
+from edgekit.outputs import output_lock
 
 __all__ = [
     "EDGES",
@@ -127,8 +128,12 @@ def _place(built: Path, fmt: str, dest: Path) -> None:
     pairs = list(zip(_files_of(built, fmt), _files_of(dest, fmt), strict=True))
     for src, dst in reversed(pairs):
         tmp = dst.with_name(f".{dst.name}.edgekit-tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:  # an interrupt included: leave no temp file behind
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def _run_path(
@@ -205,53 +210,59 @@ def convert(
     reference: tuple[list, list] | None = None
     ref_error: str | None = None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".edgekit-convert-", dir=dest.parent))
-    cache: dict[tuple, Model] = {}
-    try:
-        for path in paths:
-            formats = [fmt] + [e.dst for e in path]
-            tools = [e.tool for e in path]
-            try:
-                result = _run_path(src, path, work, opts, cache)
-            except MissingDependencyError as exc:
-                attempts.append(Attempt(formats, tools, False, str(exc), "convert"))
-                continue
-            except EdgekitError as exc:
-                attempts.append(Attempt(formats, tools, False, _strip(str(exc), src), "convert"))
-                continue
-            parity = None
-            if verify:
-                if reference is None and ref_error is None:
-                    reference, ref_error = _reference(src, opts, count)
-                if ref_error is not None:
-                    attempts.append(Attempt(formats, tools, True))
-                    raise VerificationError(
-                        f"{src.path}: converted to {to} via {path_str(path)}, but the source "
-                        f"itself does not run here ({ref_error}), so the result cannot be "
-                        "verified; pass --no-verify to keep it unverified"
-                    )
-                parity = _check(src, result, reference, opts, tolerance)
-                if not parity.passed:
-                    attempts.append(Attempt(formats, tools, False,
-                                            f"converted, but {parity.reason}", "verify"))  # fmt: skip
+    # A second run on the same --out fails at once instead of mixing its files with ours.
+    with output_lock(dest):
+        work = Path(tempfile.mkdtemp(prefix=".edgekit-convert-", dir=dest.parent))
+        cache: dict[tuple, Model] = {}
+        try:
+            for path in paths:
+                formats = [fmt] + [e.dst for e in path]
+                tools = [e.tool for e in path]
+                try:
+                    result = _run_path(src, path, work, opts, cache)
+                except MissingDependencyError as exc:
+                    attempts.append(Attempt(formats, tools, False, str(exc), "convert"))
                     continue
-            attempts.append(Attempt(formats, tools, True))
-            _place(result.path, to, dest)
-            final = load(dest, trust_model=trust_model)
-            for a, b in zip(src.signature.inputs, final.signature.inputs, strict=False):
-                if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
-                    notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
-                                 f"by {' and '.join(tools)}")  # fmt: skip
-            return ConversionResult(src, final, formats, tools, attempts, parity, precision, notes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    tried = "; ".join(f"{a.path_str}: {a.error}" for a in attempts)
-    if any(a.stage == "verify" for a in attempts):
-        raise VerificationError(
-            f"{src.path}: no conversion to {to} reproduces the source's outputs ({tried}); "
-            "pass --tolerance to accept a larger error or --no-verify to skip the check"
-        )
-    raise UnsupportedModelError(f"{src.path}: cannot convert to {to}: {tried}")
+                except EdgekitError as exc:
+                    attempts.append(
+                        Attempt(formats, tools, False, _strip(str(exc), src), "convert")
+                    )
+                    continue
+                parity = None
+                if verify:
+                    if reference is None and ref_error is None:
+                        reference, ref_error = _reference(src, opts, count)
+                    if ref_error is not None:
+                        attempts.append(Attempt(formats, tools, True))
+                        raise VerificationError(
+                            f"{src.path}: converted to {to} via {path_str(path)}, but the source "
+                            f"itself does not run here ({ref_error}), so the result cannot be "
+                            "verified; pass --no-verify to keep it unverified"
+                        )
+                    parity = _check(src, result, reference, opts, tolerance)
+                    if not parity.passed:
+                        attempts.append(Attempt(formats, tools, False,
+                                                f"converted, but {parity.reason}", "verify"))  # fmt: skip
+                        continue
+                attempts.append(Attempt(formats, tools, True))
+                _place(result.path, to, dest)
+                final = load(dest, trust_model=trust_model)
+                for a, b in zip(src.signature.inputs, final.signature.inputs, strict=False):
+                    if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
+                        notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
+                                     f"by {' and '.join(tools)}")  # fmt: skip
+                return ConversionResult(
+                    src, final, formats, tools, attempts, parity, precision, notes
+                )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        tried = "; ".join(f"{a.path_str}: {a.error}" for a in attempts)
+        if any(a.stage == "verify" for a in attempts):
+            raise VerificationError(
+                f"{src.path}: no conversion to {to} reproduces the source's outputs ({tried}); "
+                "pass --tolerance to accept a larger error or --no-verify to skip the check"
+            )
+        raise UnsupportedModelError(f"{src.path}: cannot convert to {to}: {tried}")
 
 
 def _strip(message: str, src: Model) -> str:

@@ -99,9 +99,14 @@ def _read_digits(arg: str) -> RawData:
 
 
 def _check_x(x: np.ndarray, what: str, path: str) -> np.ndarray:
-    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
+    if (
+        x.dtype == object
+        or not np.issubdtype(x.dtype, np.number)
+        or np.issubdtype(x.dtype, np.complexfloating)
+        or x.ndim < 2
+    ):
         raise DatasetError(
-            f"Array {what!r} in {path} must be numeric with a sample axis, "
+            f"Array {what!r} in {path} must be real numbers with a sample axis, "
             f"got dtype {x.dtype} and shape {x.shape}."
         )
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ModelError, UnsupportedModelError
@@ -122,12 +123,17 @@ def load_keras(model: Model) -> Any:
     config = _read_config(model)  # also when trusted: Keras would hang where HDF5 loops
     if not model.trust_model:
         check_no_code(model, config)
+    import tempfile
+
     import keras
 
     try:
-        return keras.saving.load_model(
-            str(model.path), compile=False, safe_mode=not model.trust_model
-        )
+        with tempfile.TemporaryDirectory(prefix="edgekit-keras-") as tmp:
+            return keras.saving.load_model(
+                _path_keras_accepts(model.path, Path(tmp)),
+                compile=False,
+                safe_mode=not model.trust_model,
+            )
     except ValueError as exc:
         text = str(exc)
         if "safe_mode" in text or "Lambda" in text or "lambda" in text:
@@ -143,6 +149,20 @@ def load_keras(model: Model) -> Any:
         raise ModelError(
             f"{model.path}: Keras cannot load this model ({_first_line(str(exc))})"
         ) from None
+
+
+def _path_keras_accepts(path: Path, tmp: Path) -> str:
+    """`path`, or a link to it in `tmp` whose extension matches its content.
+
+    Keras picks its reader from the extension, edgekit from the content: a .keras file
+    renamed to .h5 (or the reverse) is read through a link with the right extension.
+    """
+    want = ".keras" if zipfile.is_zipfile(path) else ".h5"
+    if path.suffix.lower() == want or (want == ".h5" and path.suffix.lower() == ".hdf5"):
+        return str(path)
+    link = tmp / f"model{want}"
+    link.symlink_to(path.resolve())
+    return str(link)
 
 
 def _first_line(text: str) -> str:

@@ -1,5 +1,5 @@
 """Small private helpers of the optimize flow, built on the shared modules: feeds cut from
-sample arrays (`edgekit.evaluate.quantize`), latency (`edgekit.bench.benchmark`), gzip
+sample arrays (`edgekit.evaluate.quantize`), interleaved latency (`edgekit.bench`), gzip
 size and per-op profiles (what no shared module offers)."""
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import numpy as np
 # File name of a model of each format inside an output folder.
 MODEL_FILE = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
 
-# Latency of one candidate: short, since the flow measures several (seconds, runs).
-MIN_TIME_S = 1.0
-MAX_TIME_S = 10.0
-MIN_RUNS = 20
-WARMUP = "0.3s"
+# Latency of one candidate: short, since the flow measures several. Each model gets
+# ROUNDS short harness runs, taken round-robin over the models (in reverse order every
+# other round), so that a shared machine's drift spreads evenly over them.
+ROUNDS = 2  # A B C, then C B A: cancels a linear drift
+MIN_TIME_S = 1.0  # per model, over all its rounds
+MAX_TIME_S = 10.0  # per run
+MIN_RUNS = 10  # per run
+WARMUP = "0.2s"  # per run: each run loads the model afresh
 BENCH_SAMPLES = 16  # distinct eval samples the harness rotates over
 
 
@@ -59,26 +62,41 @@ def feeds(x: np.ndarray, spec: Any, batch: int, limit: int | None = None) -> lis
 
 
 def latencies(
-    paths: Sequence[Path], x: np.ndarray, *, runtime: str, threads: int | None
+    paths: Sequence[Path],
+    x: np.ndarray,
+    *,
+    runtime: str,
+    threads: int | None,
+    rounds: int = ROUNDS,
+    min_time: float = MIN_TIME_S,
 ) -> list[dict[str, Any]]:
-    """Latency statistics (ms) of each model, one short `edgekit.bench.benchmark` run each on
-    the same eval samples, in turn: the harness measures one model per run, so the models
-    are not interleaved. Each dict is the harness's `latency_ms` (median, its confidence
-    interval, percentiles...) with the run's stop reason and warnings."""
+    """Latency statistics (ms) of each model on the same eval samples, measured
+    interleaved: `rounds` short `edgekit.bench.benchmark` runs per model, round-robin,
+    every other round in reverse order. Each dict is the harness's statistics
+    (`edgekit.bench.stats.summarize`: median, its confidence interval, percentiles...)
+    of the model's samples from all its rounds, with its runs' stop reasons and warnings."""
     from edgekit.bench import benchmark
+    from edgekit.bench.stats import QUANTILE_METHOD_NAME, summarize
     from edgekit.model import load
 
+    models = [load(p) for p in paths]
+    inputs = [feeds(x, m.signature.inputs[0], 1, limit=BENCH_SAMPLES) for m in models]
+    reports: list[list[Any]] = [[] for _ in models]
+    for r in range(rounds):
+        order = range(len(models)) if r % 2 == 0 else reversed(range(len(models)))
+        for i in order:
+            reports[i].append(benchmark(
+                models[i], runtime=runtime, threads=threads, batch=1, inputs=inputs[i],
+                warmup=WARMUP, min_time=min_time / rounds, max_time=MAX_TIME_S,
+                min_runs=MIN_RUNS,
+            ))  # fmt: skip
     out = []
-    for p in paths:
-        m = load(p)
-        rep = benchmark(
-            m, runtime=runtime, threads=threads, batch=1, warmup=WARMUP, min_time=MIN_TIME_S,
-            max_time=MAX_TIME_S, min_runs=MIN_RUNS,
-            inputs=feeds(x, m.signature.inputs[0], 1, limit=BENCH_SAMPLES),
-        )  # fmt: skip
-        lat = {k: v for k, v in rep.latency_ms.items() if k != "per_process"}
-        lat["stop_reason"] = rep["protocol"]["stop_reason"]
-        lat["warnings"] = list(rep.warnings)
+    for reps in reports:
+        lat = summarize(np.concatenate([np.asarray(rep.samples_ns) for rep in reps]))
+        lat["quantile_method"] = QUANTILE_METHOD_NAME
+        lat["runs"] = len(reps)
+        lat["stop_reasons"] = sorted({rep["protocol"]["stop_reason"] for rep in reps})
+        lat["warnings"] = list(dict.fromkeys(w for rep in reps for w in rep.warnings))
         out.append(lat)
     return out
 

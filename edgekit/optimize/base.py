@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from edgekit.errors import UnsupportedModelError
+
+
+def require_precision(tool: str, precision: str, supported: tuple[str, ...]) -> None:
+    """UnsupportedModelError naming the choices when `tool` cannot make `precision`."""
+    if precision not in supported:
+        raise UnsupportedModelError(
+            f"{tool} has no precision {precision!r}; choose from {', '.join(supported)}."
+        )
+
 
 @dataclass(frozen=True)
 class QuantOptions:

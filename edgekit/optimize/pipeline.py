@@ -326,8 +326,8 @@ def optimize(
     profile's format; each precision the profile allows (``quantize="auto"``) or the
     one asked for; parity and accuracy of every candidate against the fp32 baseline;
     for int8 beyond ``max_accuracy_drop`` (points), the worst layers kept in float one
-    at a time; latency of the baseline and every candidate measured by
-    `edgekit.bench.benchmark` on the profile's runtime, one after the other. The fastest
+    at a time; latency of the baseline and every candidate measured interleaved by
+    `edgekit.bench.benchmark` (short runs, round-robin) on the profile's runtime. The fastest
     candidate within the budget is written to `out` with report.json and report.md; when
     none meets it, the one with the smallest drop is written and the report says so.
     `out` is built beside itself and put in place only when the run succeeds; a folder
@@ -705,9 +705,9 @@ def _run(
         errs = "; ".join(f"{c.name}: {c.error}" for c in cands)
         raise UnsupportedModelError(f"no candidate could be made for {prof.name}: {errs}")
 
-    # 6. latency of the baseline and every candidate, on the same eval samples
+    # 6. latency of the baseline and every candidate, interleaved, on the same eval samples
     if measure:
-        say(f"measuring latency (edgekit.bench, {threads} thread(s))")
+        say(f"measuring latency (edgekit.bench, interleaved, {threads} thread(s))")
         models = [base, *ok]
         for c, lat in zip(models, T.latencies([c.path for c in models], data.x_eval,
                                               runtime=runtime, threads=threads), strict=True):  # fmt: skip
@@ -747,7 +747,7 @@ def _run(
         slow_ops = _slow_ops(base.path, chosen.path, data.x_eval[:1], runtime, threads)
         warnings.append(
             f"the optimized model ({chosen.name}) is SLOWER than the fp32 baseline on "
-            f"{runtime}: {chosen.latency_ms:.3f} ms vs {base.latency_ms:.3f} ms; "
+            f"{runtime}: {chosen.latency_ms:.4g} ms vs {base.latency_ms:.4g} ms; "
             f"{slow_ops['summary']}"
         )
     for c in ok:
@@ -757,7 +757,7 @@ def _run(
         ):  # fmt: skip
             warnings.append(
                 f"{c.name} is slower than fp32 on {runtime} here "
-                f"({c.latency_ms:.3f} vs {base.latency_ms:.3f} ms)"
+                f"({c.latency_ms:.4g} vs {base.latency_ms:.4g} ms)"
             )
     return {
         "baseline": base,

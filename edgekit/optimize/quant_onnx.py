@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import UnsupportedModelError
-from edgekit.optimize.base import LayerError, QuantOptions
+from edgekit.optimize.base import LayerError, QuantOptions, require_precision
 
 PRECISIONS = ("fp32", "dynamic", "fp16", "int8", "int8-float-fallback", "int16x8")
 # Ops worth int8 kernels; "int8-float-fallback" quantizes only these.
@@ -184,10 +184,7 @@ def quantize_onnx(
     options: QuantOptions | None = None,
 ) -> Path:
     """Write `src` (a float ONNX file) quantized to `precision` at `out`."""
-    if precision not in PRECISIONS:
-        raise UnsupportedModelError(
-            f"ONNX Runtime has no precision {precision!r}; choose from {', '.join(PRECISIONS)}."
-        )
+    require_precision("ONNX Runtime", precision, PRECISIONS)
     opts = options or QuantOptions()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

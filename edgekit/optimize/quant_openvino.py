@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import UnsupportedModelError
-from edgekit.optimize.base import LayerError, QuantOptions
+from edgekit.optimize.base import LayerError, QuantOptions, require_precision
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-float-fallback")
 COMPUTE_TYPES = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
@@ -80,10 +80,7 @@ def quantize_openvino(
     """Write `src` (float IR or ONNX) at `precision` as an IR at `out` (model.xml + .bin)."""
     import openvino as ov
 
-    if precision not in PRECISIONS:
-        raise UnsupportedModelError(
-            f"OpenVINO has no precision {precision!r}; choose from {', '.join(PRECISIONS)}."
-        )
+    require_precision("OpenVINO", precision, PRECISIONS)
     opts = options or QuantOptions()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

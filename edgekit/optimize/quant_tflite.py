@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import UnsupportedModelError
-from edgekit.optimize.base import LayerError, QuantOptions
+from edgekit.optimize.base import LayerError, QuantOptions, require_precision
 
 PRECISIONS = ("fp32", "dynamic", "fp16", "int8", "int8-float-fallback", "int16x8")
 
@@ -90,10 +90,7 @@ def quantize_tflite(
 
     With ``options.keep_float`` the named layers (output tensor names) stay float.
     """
-    if precision not in PRECISIONS:
-        raise UnsupportedModelError(
-            f"TFLite has no precision {precision!r}; choose from {', '.join(PRECISIONS)}."
-        )
+    require_precision("TFLite", precision, PRECISIONS)
     opts = options or QuantOptions()
     conv = configure(source, precision, calib, opts)
     out = Path(out)

@@ -3,8 +3,9 @@
 report.json (``schema_version`` 1) holds ``baseline`` (the source converted to the
 profile's format at fp32, measured on the same runtime and settings) and
 ``optimized``, each ``{format, precision, size_bytes, gzip_bytes, params, sparsity,
-accuracy, latency_ms}`` (accuracy null when unproven; latency_ms the statistics of an
-`edgekit.bench` run: median, median_ci, percentiles, cv..., or null when not measured);
+accuracy, latency_ms}`` (accuracy null when unproven; latency_ms the `edgekit.bench`
+statistics of interleaved harness runs: median, median_ci, percentiles, cv..., or null
+when not measured);
 ``parity {top1_agreement, max_abs_error, cosine}`` of the optimized model against the
 baseline (`edgekit.verify.compare_outputs` on the eval samples);
 ``accuracy_drop`` (points); ``kept_float``; ``candidates``; ``layer_errors``;
@@ -111,7 +112,7 @@ def build_report(
             "isa_features": info["isa_features"],
             "vnni": has_vnni(),
             "host_measurement": host is not None,
-            "statistic": "median of one edgekit.bench run per model, run one after the other",
+            "statistic": "median of interleaved edgekit.bench runs (round-robin over the models)",
         },
         "data": {"source": data.source, "labelled": data.labelled},
         "baseline": _entry(baseline, fmt, before_stats),
