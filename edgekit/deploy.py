@@ -5,7 +5,8 @@ A bundle is a folder (and optionally a ``.tar.gz`` of it)::
     model.tflite | model.onnx | model.xml + model.bin
     manifest.json      schema_version, profile, format, precision, signature, preprocessing,
                        sha256 of every other file, runtime requirement, conversion path,
-                       optimization summary, parity and latency measured here
+                       optimization summary, parity and latency measured here, versions
+                       of the frameworks that made it
     run.py             a runner that needs only the target's runtime and numpy
     requirements.txt   the runtime and numpy, with versions
     README.md          how to run it on the target (and any compiler step)
@@ -783,6 +784,7 @@ def deploy(
         _write_text(stage / "requirements.txt", f"{req['requirement']}\nnumpy>=1.26\n")
         _write_text(stage / "run.py", RUNNER_SOURCE)
         _write_text(stage / "README.md", _readme(prof, entry, req, chosen))
+        from edgekit.bench.machine import package_versions
         from edgekit.model import load as _load
 
         shipped = _load(stage / entry)
@@ -791,6 +793,7 @@ def deploy(
             "created_by": "edgekit",
             "edgekit_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": package_versions(),  # the frameworks that made these files
             "profile": prof.to_dict(),
             "format": prof.format,
             "precision": chosen,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (recipe default)")
     args = parser.parse_args()
 
+    from edgekit.cli import quiet_frameworks
+
+    quiet_frameworks()
+    warnings.filterwarnings("ignore")  # converters' deprecation chatter; errors still raise
     from rich.console import Console
     from rich.table import Table
 
@@ -39,7 +44,7 @@ def main() -> int:
     from edgekit.optimize import optimize
     from edgekit.train import train
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 132)
     run = args.out / f"run-{__import__('time').strftime('%Y%m%d-%H%M%S')}"
     try:
         console.rule("1. train the reference CNN on digits")

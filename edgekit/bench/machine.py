@@ -16,7 +16,7 @@ from edgekit import devices
 # Distributions whose versions change what a benchmark measures.
 PACKAGES = (
     "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "ai-edge-litert",
-    "tensorflow", "nncf", "tf2onnx",
+    "tensorflow", "keras", "nncf", "tf2onnx",
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ Each command lives in its own module and is imported only when it runs (or when
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -74,11 +75,17 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def quiet_frameworks() -> None:
+    """Keep TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps edgekit errors to one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     _sigterm_as_interrupt()
+    quiet_frameworks()
     try:
         rv = cli.main(args=args, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:

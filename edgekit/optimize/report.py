@@ -64,6 +64,7 @@ def build_report(
     elapsed_s: float,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (see the module docstring)."""
+    from edgekit.bench.machine import package_versions
     from edgekit.devices import cpu
     from edgekit.optimize.pipeline import host_note, parity_dict
     from edgekit.optimize.quant_onnx import has_vnni
@@ -94,6 +95,8 @@ def build_report(
     rep: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "source": {"path": str(src.path), "format": str(src.format), "sha256": src.sha256},
+        # every framework that may have touched the model, for reproducing the result
+        "versions": package_versions(),
         "profile": {
             "name": profile.name,
             "runtime": profile.runtime,

@@ -1,0 +1,203 @@
+"""Nothing lost: an interrupted or concurrent run leaves the input intact and nothing finished-looking.
+
+Each test starts a real `edgekit` command in a subprocess, waits until it is inside
+its work (its temp folder exists) or a fixed delay has passed, sends SIGINT or
+SIGTERM, and then checks: the input model is byte-identical, --out holds no
+finished artifact, no temp folder or lock is left behind, and a rerun succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_user_error, run_cli
+
+ENV = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _sha(path: Path) -> str:
+    if path.is_dir():
+        h = hashlib.sha256()
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                h.update(str(p.relative_to(path)).encode() + p.read_bytes())
+        return h.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgekit", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def _temps(folder: Path) -> list[str]:
+    """Hidden entries edgekit makes next to --out while it works (temp folders, locks)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _wait_for_temp(proc: subprocess.Popen, folder: Path, timeout: float = 120) -> bool:
+    """Poll until edgekit has made its temp folder next to --out; False if it ended first."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if any(".tmp" in n or ".edgekit-" in n for n in _temps(folder)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _interrupt(proc: subprocess.Popen, sig: int, folder: Path, when: str | float) -> int:
+    if when == "temp":
+        _wait_for_temp(proc, folder)
+    else:
+        end = time.monotonic() + float(when)
+        while time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.02)
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("edgekit did not stop within 120 s of the signal")
+    assert "Traceback" not in err, err
+    return proc.returncode
+
+
+def _assert_clean(out: Path, finished: list[str], returncode: int) -> None:
+    """An interrupted run left nothing finished-looking at `out`, and no temp or lock."""
+    if returncode == 0:  # it finished before the signal: then the output must be whole
+        for name in finished:
+            assert (out / name).exists() if name else out.exists(), name
+    else:
+        assert returncode == 130, returncode
+        if out.is_dir():
+            assert not [n for n in finished if (out / n).exists()], sorted(os.listdir(out))
+        else:
+            assert not out.exists()
+    assert _temps(out.parent) == [], _temps(out.parent)
+
+
+@pytest.fixture()
+def work(tmp_path: Path) -> Path:
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+# (command, input format, extra args, out name, files that mark a finished output)
+COMMANDS = {
+    "optimize": ("onnx", ["--profile", "x86-avx2"], "opt", ["model.onnx", "report.json"]),
+    "convert": ("keras", ["--to", "tflite", "--no-verify"], "model.tflite", [""]),
+    "deploy": ("keras", ["--profile", "x86-avx2", "--no-measure"], "bundle", ["manifest.json"]),
+}
+
+CASES = [
+    ("optimize", signal.SIGINT, "temp"),
+    ("optimize", signal.SIGTERM, 4.0),
+    ("convert", signal.SIGTERM, "temp"),
+    ("convert", signal.SIGINT, 2.0),
+    ("deploy", signal.SIGINT, "temp"),
+    ("deploy", signal.SIGTERM, 3.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "sig", "when"),
+    CASES,
+    ids=[f"{c}-{signal.Signals(s).name}-{w}" for c, s, w in CASES],
+)
+def test_interrupted_run_leaves_nothing(
+    tiny_models: dict[str, Path], work: Path, command: str, sig: int, when: str | float
+) -> None:
+    fmt, extra, out_name, finished = COMMANDS[command]
+    model = tiny_models[fmt]
+    before = _sha(model)
+    out = work / out_name
+    rc = _interrupt(_start(command, str(model), *extra, "--out", str(out)), sig, work, when)
+    assert _sha(model) == before
+    _assert_clean(out, finished, rc)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_rerun_after_interrupt_succeeds(
+    tiny_models: dict[str, Path], work: Path, command: str
+) -> None:
+    fmt, extra, out_name, finished = COMMANDS[command]
+    model = tiny_models[fmt]
+    before = _sha(model)
+    out = work / out_name
+    proc = _start(command, str(model), *extra, "--out", str(out))
+    rc = _interrupt(proc, signal.SIGTERM, work, "temp")
+    _assert_clean(out, finished, rc)
+    result = run_cli(command, str(model), *extra, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    for name in finished:
+        assert (out / name).exists() if name else out.exists(), name
+    assert _temps(work) == []
+    assert _sha(model) == before
+
+
+def _wait_for_lock(proc: subprocess.Popen, lock: Path, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while not lock.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "the first run never took its lock"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("command", ["optimize", "deploy", "convert"])
+def test_second_run_on_same_out_fails_at_once(
+    tiny_models: dict[str, Path], work: Path, command: str
+) -> None:
+    fmt, extra, out_name, _ = COMMANDS[command]
+    model = tiny_models[fmt]
+    out = work / out_name
+    first = _start(command, str(model), *extra, "--out", str(out))
+    try:
+        _wait_for_lock(first, work / f".{out_name}.lock")
+        started = time.monotonic()
+        second = run_cli(command, str(model), *extra, "--out", str(out))
+        assert_user_error(second, "another edgekit run is writing to", str(out))
+        assert time.monotonic() - started < 60  # at once: it does not wait for the first
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert _temps(work) == []
+
+
+def test_out_never_replaces_a_foreign_folder(tiny_models: dict[str, Path], work: Path) -> None:
+    out = work / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file\n")
+    for command in ("optimize", "deploy"):
+        fmt, extra, _, _ = COMMANDS[command]
+        result = run_cli(command, str(tiny_models[fmt]), *extra, "--out", str(out))
+        assert_user_error(result, str(out), "did not write")
+        assert sorted(os.listdir(out)) == ["notes.txt"]
+        assert (out / "notes.txt").read_text() == "the user's own file\n"
+    assert _temps(work) == []
+
+
+def test_out_keeps_unrelated_files_next_to_it(tiny_models: dict[str, Path], work: Path) -> None:
+    """convert writes one file: its neighbours in the folder are left alone."""
+    (work / "notes.txt").write_text("keep me\n")
+    result = run_cli(
+        "convert", str(tiny_models["onnx"]), "--to", "openvino", "--out", str(work / "m.xml")
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(work)) == ["m.bin", "m.xml", "notes.txt"]
+    assert (work / "notes.txt").read_text() == "keep me\n"
