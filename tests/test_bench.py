@@ -12,6 +12,7 @@ import pytest
 
 from edgekit.bench import Report, benchmark, load_report, validate_report
 from edgekit.errors import InputError, ReportError, UnsupportedModelError
+from tests.conftest import tiny_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models"
@@ -22,33 +23,6 @@ QUICK = {"min_time": 0.2, "min_runs": 20, "warmup": "0.1s", "max_time": 5.0}
 needs_shared = pytest.mark.skipif(
     not HELLO.exists(), reason=f"{SHARED} is absent (shared test models)"
 )
-
-
-def tiny_onnx(path: Path, width: int = 32, layers: int = 2, batch: int | str = 1) -> Path:
-    """A MatMul+Relu stack with input 'x' [1, width] float32, built in code."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    nodes, inits, prev = [], [], "x"
-    for i in range(layers):
-        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]))
-        out = "y" if i == layers - 1 else f"r{i}"
-        nodes.append(helper.make_node("Relu", [f"m{i}"], [out]))
-        prev = out
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, width])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -15,35 +15,9 @@ import pytest
 from edgekit.bench import benchmark
 from edgekit.bench.compare import compare, parse_threshold, to_markdown
 from edgekit.errors import InputError, ReportError
+from tests.conftest import tiny_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_onnx(path: Path, width: int = 32, layers: int = 2) -> Path:
-    """A MatMul+Relu stack with input 'x' [1, width] float32, built in code."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    nodes, inits, prev = [], [], "x"
-    for i in range(layers):
-        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]))
-        out = "y" if i == layers - 1 else f"r{i}"
-        nodes.append(helper.make_node("Relu", [f"m{i}"], [out]))
-        prev = out
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
