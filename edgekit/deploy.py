@@ -996,7 +996,7 @@ def extract_bundle(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
     archive, dest = Path(archive), Path(dest)
     try:
         tar = tarfile.open(archive, "r:gz")
-    except (OSError, tarfile.TarError) as exc:
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise BundleError(f"{archive}: not a readable .tar.gz bundle ({exc})") from None
     try:
         with tar:
@@ -1071,7 +1071,7 @@ def load_bundle(
             raise BundleError(f"{p}: file '{rel}' does not match its sha256 in the manifest; "
                               "the bundle was changed after deploy, refusing to run it")  # fmt: skip
     entry = manifest.get("model", {}).get("entry")
-    if not entry or entry not in files:
+    if not isinstance(entry, str) or entry not in files:
         raise BundleError(f"{p / MANIFEST}: names no checksummed model file")
     rt = manifest.get("runtime", {})
     return LoadedBundle(

@@ -11,7 +11,7 @@ import hashlib
 import os
 import zipfile
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from edgekit.errors import ModelError
 MAX_TENSOR_ELEMENTS = 2**31
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """The model formats edgekit reads."""
 
     KERAS = "keras"
@@ -30,9 +30,6 @@ class Format(str, Enum):
     TFLITE = "tflite"
     ONNX = "onnx"
     OPENVINO = "openvino"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 FORMAT_NAMES = [f.value for f in Format]

@@ -540,6 +540,8 @@ def _read_file(path: Path, label: str) -> Profile:
         data = _toml_loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError; its text ends "(at line L, column C)"
         raise ProfileError(f"{label}: invalid TOML: {exc}.") from None
+    except RecursionError:
+        raise ProfileError(f"{label}: invalid TOML: nested too deeply to be a profile.") from None
     return validate(data, label, path=path)
 
 

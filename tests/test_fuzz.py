@@ -44,7 +44,7 @@ PROFILES_DIR = ROOT / "profiles"
 DEFAULT_EXAMPLES = 60
 EXAMPLES = int(os.environ.get("EDGEKIT_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 CAMPAIGN = EXAMPLES > DEFAULT_EXAMPLES
-# Per-case bound: hypothesis' deadline reports a slow case, the alarm stops a hung one.
+# Per-case bound: hypothesis' deadline (80 %) reports a slow case, the alarm stops a hung one.
 CASE_SECONDS = float(os.environ.get("EDGEKIT_FUZZ_CASE_SECONDS", "10"))
 
 
@@ -52,7 +52,7 @@ def fuzz_settings(examples: int = EXAMPLES) -> settings:
     return settings(
         max_examples=examples,
         derandomize=not CAMPAIGN,
-        deadline=timedelta(seconds=CASE_SECONDS / 2),
+        deadline=timedelta(seconds=CASE_SECONDS * 0.8),
         database=None,
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -243,7 +243,7 @@ def short_h5_timeout() -> Iterator[None]:
     from edgekit.formats import keras as keras_reader
 
     old = keras_reader.H5_CONFIG_SECONDS
-    keras_reader.H5_CONFIG_SECONDS = min(old, CASE_SECONDS / 3)
+    keras_reader.H5_CONFIG_SECONDS = min(old, CASE_SECONDS / 5)
     yield
     keras_reader.H5_CONFIG_SECONDS = old
 
@@ -673,26 +673,24 @@ def test_harness_catches_a_hang() -> None:
 
 
 # Deep nesting makes Python's recursive parsers (tomllib, json) raise RecursionError, which
-# is not an EdgekitError. The fix belongs in the parsers' owners' files (catch RecursionError
-# next to the decode error); strict, so that these fail once fixed and the marks come off.
-_UNFIXED = "RecursionError escapes on deeply nested input; reported to the file's owner"
+# the profile and report readers turn into their own one-sentence errors.
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_UNFIXED)
 def test_profile_with_deeply_nested_arrays(tmp_path: Path) -> None:
     from edgekit.profiles import load_profile
 
     path = tmp_path / "deep.toml"
     path.write_text("name = " + "[" * 5000)
-    only_edgekit_errors(lambda: load_profile(path))
+    with pytest.raises(EdgekitError, match="nested too deeply"):
+        load_profile(path)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_UNFIXED)
 def test_report_with_deeply_nested_arrays(tmp_path: Path) -> None:
     load_report = require("edgekit.bench.report", "load_report")
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000)
-    only_edgekit_errors(lambda: load_report(path))
+    with pytest.raises(EdgekitError, match="nested too deeply"):
+        load_report(path)
 
 
 def test_openvino_ir_with_bytes_that_are_not_utf8(work_dir: Path, slow_format_models: dict[str, bytes]) -> None:  # fmt: skip

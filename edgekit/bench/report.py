@@ -96,6 +96,8 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
         raise ReportError(
             f"{p}: is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise ReportError(f"{p}: JSON nested too deeply to be an edgekit report") from None
     return validate_report(data, str(p))
 
 
