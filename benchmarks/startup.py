@@ -27,7 +27,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     edgekit = shutil.which("edgekit", path=str(Path(sys.executable).parent)) or "edgekit"
-    commands = {"edgekit --help": [edgekit, "--help"], "python -c pass": [sys.executable, "-c", "pass"]}
+    commands = {
+        "edgekit --help": [edgekit, "--help"],
+        "python -c pass": [sys.executable, "-c", "pass"],
+    }
     for argv in commands.values():  # warm the page cache
         _time(argv)
     samples: dict[str, list[float]] = {name: [] for name in commands}
@@ -36,9 +39,13 @@ def main() -> None:
             samples[name].append(_time(argv))
     print(f"{'command':<16} {'median s':>9} {'min s':>7} {'max s':>7}  runs={args.runs}")
     for name, values in samples.items():
-        print(f"{name:<16} {statistics.median(values):>9.3f} {min(values):>7.3f} {max(values):>7.3f}")
+        print(
+            f"{name:<16} {statistics.median(values):>9.3f} {min(values):>7.3f} {max(values):>7.3f}"
+        )
     median = statistics.median(samples["edgekit --help"])
-    print(f"edgekit --help median {median:.3f} s: {'within' if median < 0.3 else 'OVER'} the 0.3 s budget")
+    print(
+        f"edgekit --help median {median:.3f} s: {'within' if median < 0.3 else 'OVER'} the 0.3 s budget"
+    )
 
 
 if __name__ == "__main__":
