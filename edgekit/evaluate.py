@@ -252,7 +252,7 @@ def _feeds(
     if isinstance(dataset, Dataset):
         x, y = dataset.split(split)
         return x, y, dataset.class_names, dataset.source
-    ds = load_dataset(str(dataset), preprocess=pre)
+    ds = load_dataset(str(dataset), preprocess=pre, splits=(split,))  # only what is scored
     x, y = ds.split(split)
     return x, y, ds.class_names, ds.source
 

@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import assert_user_error, run_cli
 
+INTERRUPTED = (130, -signal.SIGINT)
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
 
 
@@ -73,7 +75,7 @@ def _interrupt(proc: subprocess.Popen, sig: int, folder: Path, when: str | float
         proc.kill()
         proc.communicate()
         pytest.fail("edgekit did not stop within 120 s of the signal")
-    assert "Traceback" not in err, err
+    assert "Traceback" not in err, err[-6000:]
     return proc.returncode
 
 
@@ -83,7 +85,10 @@ def _assert_clean(out: Path, finished: list[str], returncode: int) -> None:
         for name in finished:
             assert (out / name).exists() if name else out.exists(), name
     else:
-        assert returncode == 130, returncode
+        # 130, or death by SIGINT (-2 here, also 130 in a shell): when the interrupt lands
+        # in Python code that a framework runs through PyRun_String, CPython marks it
+        # unhandled and re-raises SIGINT at exit even though edgekit handled it.
+        assert returncode in INTERRUPTED, returncode
         if out.is_dir():
             assert not [n for n in finished if (out / n).exists()], sorted(os.listdir(out))
         else:
@@ -132,7 +137,9 @@ def test_interrupted_run_leaves_nothing(
     _assert_clean(out, finished, rc)
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(
+    "command", ["convert", "deploy", pytest.param("optimize", marks=pytest.mark.slow)]
+)
 def test_rerun_after_interrupt_succeeds(
     tiny_models: dict[str, Path], work: Path, command: str
 ) -> None:
@@ -201,3 +208,66 @@ def test_out_keeps_unrelated_files_next_to_it(tiny_models: dict[str, Path], work
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(work)) == ["m.bin", "m.xml", "notes.txt"]
     assert (work / "notes.txt").read_text() == "keep me\n"
+
+
+def _slow_onnx(path: Path) -> Path:
+    """A chain of 1024x1024 MatMuls: about a millisecond a run, so a bench is interruptible."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(6):
+        w = (rng.standard_normal((1024, 1024)) / 32).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"h{i}"]))
+        prev = f"h{i}"
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 1024])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_bench_max_time_stops_cleanly_with_samples_so_far(work: Path) -> None:
+    from edgekit.bench.report import load_report
+
+    model = _slow_onnx(work / "slow.onnx")
+    out = work / "r.json"
+    started = time.monotonic()
+    result = run_cli(
+        "bench", str(model), "--min-time", "60", "--max-time", "1.5", "--warmup", "3",
+        "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 45
+    report = load_report(out)  # a whole, valid report
+    assert report["protocol"]["stop_reason"] == "max_time"
+    assert len(report["samples_ns"]) == report["latency_ms"]["n"] > 0
+    assert any("--max-time" in w for w in report["warnings"])
+    assert _temps(work) == []
+
+
+def test_bench_interrupted_in_steady_state_keeps_the_samples(work: Path) -> None:
+    """SIGTERM (like Ctrl-C) in the steady state ends the run; the report holds what was measured."""
+    from edgekit.bench.report import load_report
+
+    model = _slow_onnx(work / "slow.onnx")
+    before = _sha(model)
+    out = work / "r.json"
+    proc = _start(
+        "bench", str(model), "--min-time", "60", "--warmup", "1", "--out", str(out), "--quiet"
+    )
+    rc = _interrupt(proc, signal.SIGTERM, work, 5.0)
+    assert _sha(model) == before
+    assert rc == 0, rc
+    report = load_report(out)
+    assert report["protocol"]["stop_reason"] == "interrupted"
+    assert len(report["samples_ns"]) > 0
+    assert _temps(work) == []

@@ -102,4 +102,26 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("edgekit: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        if debug or not _caused_by_interrupt(exc):
+            raise
+        click.echo("edgekit: interrupted", err=True)
+        sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """True when `exc` wraps a KeyboardInterrupt.
+
+    An interrupt that lands inside a C extension can come back wrapped (CPython's
+    "SystemError: ... returned a result with an exception set", or a library's
+    `raise ... from`); it is still the user's Ctrl-C or SIGTERM, not a bug.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False

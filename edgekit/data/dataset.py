@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +100,68 @@ def _read_digits(arg: str) -> RawData:
     )
 
 
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an npz; members stored uncompressed (np.savez) are memory-mapped.
+
+    np.load reads every member whole (its mmap_mode does not apply inside an npz), so a
+    large dataset would sit in memory once before any split or batch is taken. An
+    uncompressed member is a plain .npy at a known offset in the zip, so it is mapped
+    instead; compressed members (np.savez_compressed) are read as np.load reads them.
+    """
+    with np.load(path, allow_pickle=False) as z:  # validates the archive, lists the arrays
+        names = list(z.files)
+        arrays: dict[str, np.ndarray] = {}
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if key not in names:
+                    continue
+                if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+                    arrays[key] = z[key]
+                    continue
+                with zf.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version not in ((1, 0), (2, 0)):
+                        arrays[key] = z[key]
+                        continue
+                    read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+                    shape, fortran, dtype = read_header(member)
+                    header_len = member.tell()
+                if dtype.hasobject:
+                    arrays[key] = z[key]  # refused by allow_pickle=False, with its message
+                    continue
+                raw.seek(info.header_offset)
+                local = struct.unpack("<4s5H3L2H", raw.read(30))
+                offset = info.header_offset + 30 + local[9] + local[10] + header_len
+                if int(np.prod(shape)) == 0:
+                    arrays[key] = np.zeros(shape, dtype)
+                    continue
+                arrays[key] = np.memmap(
+                    path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                    order="F" if fortran else "C",
+                )  # fmt: skip
+    return arrays
+
+
+def _all_finite(x: np.ndarray, chunk_bytes: int = 16 << 20) -> bool:
+    """np.isfinite(x).all() without a full-size temporary, and without paging in a mapping."""
+    if isinstance(x, np.memmap) and x.flags.c_contiguous and x.filename:
+        count = max(1, chunk_bytes // x.dtype.itemsize)
+        with open(x.filename, "rb") as fh:
+            fh.seek(x.offset)
+            left = x.size
+            while left:
+                part = np.fromfile(fh, dtype=x.dtype, count=min(count, left))
+                if not np.isfinite(part).all():
+                    return False
+                if len(part) == 0:  # the file is shorter than the array: check the mapping
+                    return bool(np.isfinite(x).all())
+                left -= len(part)
+        return True
+    rows = max(1, chunk_bytes // max(1, x[:1].nbytes))
+    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
+
+
 def _check_x(x: np.ndarray, what: str, path: str) -> np.ndarray:
     if (
         x.dtype == object
@@ -109,7 +173,7 @@ def _check_x(x: np.ndarray, what: str, path: str) -> np.ndarray:
             f"Array {what!r} in {path} must be real numbers with a sample axis, "
             f"got dtype {x.dtype} and shape {x.shape}."
         )
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+    if np.issubdtype(x.dtype, np.floating) and not _all_finite(x):
         raise DatasetError(f"Array {what!r} in {path} contains NaN or Inf values.")
     return x
 
@@ -137,11 +201,10 @@ def _read_npz(arg: str) -> RawData:
     if not path.is_file():
         raise DatasetError(f"Dataset file {path} does not exist.")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = _npz_arrays(path)
     except ValueError as exc:
         raise DatasetError(f"Dataset file {path} could not be read as npz ({exc}).") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, struct.error) as exc:
         raise DatasetError(f"Dataset file {path} is not a valid npz archive ({exc}).") from None
     for key in ("x", "y"):
         if key not in arrays:
@@ -280,7 +343,32 @@ def _split(n: int, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarra
 
 
 def _take(x: np.ndarray | list, idx: np.ndarray) -> np.ndarray | list:
+    if isinstance(x, np.memmap) and x.filename and x.flags.c_contiguous and len(idx):
+        return _take_from_file(x, np.asarray(idx))
     return x[idx] if isinstance(x, np.ndarray) else [x[i] for i in idx]
+
+
+def _take_from_file(x: np.memmap, idx: np.ndarray, chunk_bytes: int = 16 << 20) -> np.ndarray:
+    """``x[idx]`` for a memory-mapped array, read with file reads one chunk at a time.
+
+    Indexing the mapping itself would page in (and count in RSS) nearly the whole file,
+    since the kernel maps neighbouring pages on each fault; this holds one chunk at most.
+    """
+    row = x.dtype.itemsize * int(np.prod(x.shape[1:]))
+    out = np.empty((len(idx), *x.shape[1:]), dtype=x.dtype)
+    order = np.argsort(idx, kind="stable")
+    wanted = idx[order]
+    rows_per_chunk = max(1, chunk_bytes // max(row, 1))
+    with open(x.filename, "rb") as fh:
+        for start in range(0, len(x), rows_per_chunk):
+            lo, hi = np.searchsorted(wanted, [start, start + rows_per_chunk])
+            if lo == hi:
+                continue
+            n = min(rows_per_chunk, len(x) - start)
+            fh.seek(x.offset + start * row)
+            block = np.fromfile(fh, dtype=x.dtype, count=n * row // x.dtype.itemsize)
+            out[order[lo:hi]] = block.reshape(n, *x.shape[1:])[wanted[lo:hi] - start]
+    return out
 
 
 def _fit_preprocess(
@@ -352,8 +440,9 @@ def load_dataset(
     test_split: float = TEST_FRACTION,
     normalize: bool = True,
     max_train: int | None = None,
+    splits: tuple[str, ...] = ("train", "val", "test"),
 ) -> Dataset:
-    """Read a source, split it with a fixed seed and preprocess every split.
+    """Read a source, split it with a fixed seed and preprocess every split in ``splits``.
 
     With ``preprocess`` given (evaluation, calibration), samples are fed exactly as
     it says. Otherwise one is fitted on the training split for ``layout``
@@ -362,6 +451,8 @@ def load_dataset(
     ``x_test``/``y_test`` when the source has them, else ``test_split`` of the data;
     ``val_split`` is the fraction of the remaining data held out for validation.
     ``max_train`` keeps only the first that many training samples (quick runs).
+    Splits not in ``splits`` are left empty (``info`` still counts them), so that
+    evaluating the test split of a large npz, which is memory-mapped, reads only that.
     """
     if not 0.0 <= val_split < 1.0:
         raise DatasetError(f"Validation split must be in [0, 1), not {val_split}.")
@@ -381,24 +472,32 @@ def load_dataset(
     train_idx, val_idx = rest[keep], rest[val_idx]
     if max_train is not None:
         train_idx = train_idx[:max_train]
-    x_train_raw = _take(raw.x, train_idx)
     if len(train_idx) == 0:
         raise DatasetError(f"Dataset {raw.name} leaves no samples for training.")
     if preprocess is None:
-        preprocess = _fit_preprocess(raw, x_train_raw, layout, image_size, channels, normalize)
+        x_fit = _take(raw.x, train_idx)
+        preprocess = _fit_preprocess(raw, x_fit, layout, image_size, channels, normalize)
+        del x_fit
     pre = preprocess
+    info = {"train": len(train_idx), "val": len(val_idx), "test": len(y_test)}
+    train_idx, val_idx = (
+        idx if name in splits else idx[:0] for name, idx in (("train", train_idx), ("val", val_idx))
+    )
+    if "test" not in splits:
+        x_test, y_test = _take(x_test, np.arange(0)), np.asarray(y_test)[:0]
     ds = Dataset(
         source=raw.name,
         preprocess=pre,
         class_names=list(pre.class_names) or list(raw.class_names),
-        x_train=pre.apply(x_train_raw),
-        y_train=y[train_idx],
+        x_train=pre.apply(_take(raw.x, train_idx)),
+        y_train=np.asarray(y[train_idx], dtype=np.int64),
         x_val=pre.apply(_take(raw.x, val_idx)),
-        y_val=y[val_idx],
+        y_val=np.asarray(y[val_idx], dtype=np.int64),
         x_test=pre.apply(x_test),
         y_test=np.asarray(y_test, dtype=np.int64),
-        info={"train": len(train_idx), "val": len(val_idx), "test": len(y_test)},
+        info=info,
     )
-    if len(ds.class_names) < int(max(ds.y_train.max(), ds.y_test.max())) + 1:
-        ds.class_names = [str(i) for i in range(int(max(ds.y_train.max(), ds.y_test.max())) + 1)]
+    top = int(np.max(y)) if raw.y_test is None else int(max(np.max(y), np.max(raw.y_test)))
+    if len(ds.class_names) < top + 1:
+        ds.class_names = [str(i) for i in range(top + 1)]
     return ds

@@ -164,7 +164,8 @@ class Preprocess:
         """Stage two: normalize and lay out a stage-one batch."""
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
-        x = (x - mean) / std
+        x = x - mean
+        x /= std  # in place: one copy of the batch, not two
         n = x.shape[0]
         if self.layout == "nchw":
             x = x.transpose(0, 3, 1, 2)
