@@ -144,15 +144,10 @@ class _Runner:
         self.session: Any = None
         self.keras_model: Any = None
         if self.format == "keras" and runtime in (None, KERAS_RUNTIME):
-            import keras
+            from edgekit.formats.keras import load_keras
 
             self.runtime = KERAS_RUNTIME
-            try:
-                self.keras_model = keras.saving.load_model(path, compile=False)
-            except Exception as exc:  # keras raises many types for a bad archive
-                raise UnsupportedModelError(
-                    f"{path}: Keras could not load the model ({str(exc).splitlines()[0]})."
-                ) from None
+            self.keras_model = load_keras(self.model)  # safe_mode: no code from the file runs
             self.inputs = self.model.signature.inputs
             self.outputs = self.model.signature.outputs
         else:

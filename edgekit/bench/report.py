@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -103,18 +102,9 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write JSON to a temp file in the same folder, then rename it into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, separators=(",", ":"), allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from edgekit.outputs import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")
 
 
 class Report:

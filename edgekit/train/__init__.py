@@ -414,7 +414,10 @@ def train(
             "versions": _versions(),
         }
         _write_json(tmp / "metrics.json", metrics)
-        _publish(tmp, out)
+        from edgekit.outputs import output_lock
+
+        with output_lock(out):  # two runs into one folder never interleave their files
+            _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
