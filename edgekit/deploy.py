@@ -1074,6 +1074,13 @@ def load_bundle(
     if not isinstance(entry, str) or entry not in files:
         raise BundleError(f"{p / MANIFEST}: names no checksummed model file")
     rt = manifest.get("runtime", {})
+    for key in ("host_runtime", "name", "device", "provider"):
+        if not isinstance(rt.get(key), str | None):
+            raise BundleError(
+                f"{p / MANIFEST}: runtime '{key}' is not a name; the manifest was edited"
+            )
+    if not isinstance(rt.get("threads"), int | None) or isinstance(rt.get("threads"), bool):
+        raise BundleError(f"{p / MANIFEST}: runtime 'threads' is not a whole number")
     return LoadedBundle(
         path=p,
         manifest=manifest,

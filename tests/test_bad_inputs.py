@@ -431,6 +431,10 @@ def _tampered(bundle: Path, tmp_path: Path, what: str) -> Path:
         (copy / "manifest.json").write_text('{"schema_version": 1, "model": 7}')
     elif what == "manifest_missing":
         (copy / "manifest.json").unlink()
+    elif what == "runtime_list":  # found by the fuzz campaign: a list where a name belongs
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["runtime"]["name"] = ["onnxruntime"]
+        (copy / "manifest.json").write_text(json.dumps(manifest))
     return copy
 
 
@@ -440,6 +444,7 @@ TAMPER_CASES = [
     ("model_missing", "run", "is missing"),
     ("manifest_nonsense", "run", "'model' is not an object"),
     ("manifest_missing", "run", "not an edgekit bundle"),
+    ("runtime_list", "run", "runtime 'name' is not a name"),
 ]
 
 
