@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import json
 import os
 import platform
@@ -46,7 +45,7 @@ from edgekit.errors import (
     LimitError,
     UnsupportedModelError,
 )
-from edgekit.model import Model
+from edgekit.model import Model, sha256_file
 
 if TYPE_CHECKING:
     from edgekit.profiles import Profile
@@ -443,14 +442,6 @@ def _measure_latency(
 # --- building the bundle -----------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _model_files(model: Model) -> list[Path]:
     if str(model.format) == "openvino":
         return [model.path, model.path.with_suffix(".bin")]
@@ -558,7 +549,7 @@ def _readme(profile: Profile, entry: str, req: dict[str, Any], precision: str) -
 
 def _manifest_hash_files(folder: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(folder)): _sha256(p)
+        str(p.relative_to(folder)): sha256_file(p)
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
@@ -1067,7 +1058,7 @@ def load_bundle(
             raise BundleError(f"{p / MANIFEST}: lists '{rel}', outside the bundle; refused")
         if not f.is_file():
             raise BundleError(f"{p}: file '{rel}' listed in the manifest is missing")
-        if _sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise BundleError(f"{p}: file '{rel}' does not match its sha256 in the manifest; "
                               "the bundle was changed after deploy, refusing to run it")  # fmt: skip
     entry = manifest.get("model", {}).get("entry")
