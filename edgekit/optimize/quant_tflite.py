@@ -8,6 +8,7 @@ QuantizationDebugger's ``denylisted_nodes``, which names them by output tensor.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ def _converter(source: Any) -> Any:
     if isinstance(source, str | Path):
         return tf.lite.TFLiteConverter.from_saved_model(str(source))
     return tf.lite.TFLiteConverter.from_keras_model(source)
+
+
+def _no_export_listing() -> contextlib.AbstractContextManager:
+    """Keras 3's from_keras_model exports first and prints every captured tensor to stdout."""
+    return contextlib.redirect_stdout(io.StringIO())
 
 
 def _representative(calib: np.ndarray | None) -> Any:
@@ -105,10 +111,12 @@ def quantize_tflite(
                 denylisted_nodes=list(opts.keep_float)
             ),
         )
-        data = debugger.get_nondebug_quantized_model()
+        with _no_export_listing():
+            data = debugger.get_nondebug_quantized_model()
     else:
         try:
-            data = conv.convert()
+            with _no_export_listing():
+                data = conv.convert()
         except Exception as exc:  # the converter raises many types, all with a message
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnsupportedModelError(
