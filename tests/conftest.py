@@ -22,15 +22,25 @@ def shared_models() -> Path:
     return SHARED_MODELS
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `python -m edgekit ARGS` as a user would, capturing text output."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+def run_cli(
+    *args: str,
+    cwd: Path | None = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run `python -m edgekit ARGS` as a user would, capturing text output.
+
+    The tester's own EDGEKIT_PROFILE_PATH is left out so that shipped profiles are what
+    the tests see; `env` adds or overrides variables.
+    """
+    full_env = {k: v for k, v in os.environ.items() if k != "EDGEKIT_PROFILE_PATH"}
+    full_env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "edgekit", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env,
+        env=full_env,
         timeout=timeout,
     )
 

@@ -12,6 +12,7 @@ import pytest
 
 from edgekit.bench import Report, benchmark, load_report, validate_report
 from edgekit.errors import InputError, ReportError, UnsupportedModelError
+from tests.conftest import run_cli as edgekit_cli
 from tests.conftest import tiny_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +37,7 @@ def ort_report(onnx_model: Path) -> Report:
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edgekit", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-    )
+    return edgekit_cli(*args, timeout=timeout)
 
 
 def check_report(report: Report) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from edgekit.bench import benchmark
 from edgekit.bench.compare import compare, parse_threshold, to_markdown
 from edgekit.errors import InputError, ReportError
+from tests.conftest import run_cli as edgekit_cli
 from tests.conftest import tiny_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,13 +57,7 @@ def save(tmp_path: Path, name: str, d: dict) -> str:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edgekit", "compare", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    return edgekit_cli("compare", *args, timeout=120)
 
 
 # ----------------------------------------------------------------------------- verdicts

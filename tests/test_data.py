@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ from PIL import Image
 
 from edgekit.data import Preprocess, iter_batches, load_dataset, read_source
 from edgekit.errors import DatasetError, InputError
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -218,23 +217,7 @@ def test_bad_source_raises_one_sentence(bad_sources, case):
 def test_bad_source_through_cli_exits_2(bad_sources, case, tmp_path):
     spec, text = bad_sources[case]
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgekit",
-            "train",
-            "--recipe",
-            "cnn",
-            "--dataset",
-            spec,
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("train", "--recipe", "cnn", "--dataset", spec, "--out", str(out), timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert text in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from edgekit.errors import InputError
 from edgekit.evaluate import dequantize, evaluate, quantize
 from edgekit.model import Quantization, TensorSpec
 from edgekit.train import train
+from tests.conftest import run_cli
 
 
 def _export(keras_path: Path, ds) -> dict[str, Path]:
@@ -182,38 +181,13 @@ def test_dataset_object_and_class_mismatch(models, tmp_path):
 
 def test_cli_eval_json_and_errors(models, tmp_path):
     run, paths = models
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgekit",
-            "eval",
-            str(paths["tflite"]),
-            "--dataset",
-            "digits",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("eval", str(paths["tflite"]), "--dataset", "digits", "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(proc.stdout)
     assert data["runtime"] == "litert" and data["samples"] == run.metrics["test"]["samples"]
     assert abs(data["errors"] - run.metrics["test"]["errors"]) <= 1
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgekit",
-            "eval",
-            str(paths["tflite"]),
-            "--dataset",
-            f"npz:{tmp_path / 'missing.npz'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    bad = run_cli(
+        "eval", str(paths["tflite"]), "--dataset", f"npz:{tmp_path / 'missing.npz'}", timeout=120
     )
     assert bad.returncode == 2
     assert "does not exist" in bad.stderr and "Traceback" not in bad.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from edgekit.profiles import (
     load_profile,
     validate,
 )
+from tests.conftest import run_cli as edgekit_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_FILES = sorted(SHIPPED_DIR.glob("*.toml"))
@@ -56,16 +56,7 @@ max_model_bytes = "2 MiB"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "EDGEKIT_PROFILE_PATH"}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "edgekit", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=full_env,
-        timeout=120,
-    )
+    return edgekit_cli(*args, cwd=REPO, env=env, timeout=120)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from edgekit.errors import InputError
 from edgekit.train import OUTPUT_FILES, train
+from tests.conftest import run_cli
 
 QUICK = {"epochs": 1, "max_train": 200, "progress": False}
 
@@ -239,27 +240,20 @@ def test_unknown_recipe(tmp_path):
 
 def test_cli_train_and_help(tmp_path):
     out = tmp_path / "cli"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgekit",
-            "train",
-            "--recipe",
-            "cnn",
-            "--dataset",
-            "digits",
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--no-augment",
-            "--seed",
-            "7",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_cli(
+        "train",
+        "--recipe",
+        "cnn",
+        "--dataset",
+        "digits",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--no-augment",
+        "--seed",
+        "7",
+        "--json",
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -270,23 +264,16 @@ def test_cli_train_and_help(tmp_path):
 
 
 def test_cli_bad_option_exits_2(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgekit",
-            "train",
-            "--recipe",
-            "cnn",
-            "--dataset",
-            "digits",
-            "--out",
-            str(tmp_path / "x"),
-            "--dropout",
-            "1.5",
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_cli(
+        "train",
+        "--recipe",
+        "cnn",
+        "--dataset",
+        "digits",
+        "--out",
+        str(tmp_path / "x"),
+        "--dropout",
+        "1.5",
         timeout=120,
     )
     assert proc.returncode == 2
