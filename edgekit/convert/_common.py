@@ -71,14 +71,6 @@ def reason(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def atomic_dir(out: Path) -> Path:
-    """A fresh temporary sibling of `out` to build into before renaming."""
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
 def onnx_to_fp16(src: Path, out: Path) -> None:
     """Store an ONNX model's float weights and compute in float16, keeping float32 I/O."""
     require("onnxconverter_common", "onnxconverter-common")
