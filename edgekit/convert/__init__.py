@@ -111,8 +111,6 @@ def output_path(out: str | os.PathLike, to: str) -> Path:
 def _files_of(path: Path, fmt: str) -> list[Path]:
     if fmt == "openvino":
         return [path, path.with_suffix(".bin")]
-    if fmt == "savedmodel":
-        return [path]
     return [path]
 
 
