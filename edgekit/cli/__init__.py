@@ -83,9 +83,32 @@ def quiet_frameworks() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps edgekit errors to one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
     _sigterm_as_interrupt()
     quiet_frameworks()
+    try:
+        _main(args, debug="--debug" in args)
+    except SystemExit as exc:
+        if exc.code == 130:
+            # An interrupt that cut a framework's import short leaves half-built objects
+            # whose destructors complain at shutdown; the user asked to stop, not for those.
+            sys.unraisablehook = lambda _unraisable: None
+        raise
+    finally:
+        _ignore_sigterm_while_exiting()
+
+
+def _ignore_sigterm_while_exiting() -> None:
+    """The work is done (or cleaned up): a SIGTERM now must not turn a finished run into
+    death by signal. CPython's shutdown restores the default action for signals that have
+    a Python handler, so without this a late SIGTERM kills the exiting process (-15)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _main(args: list[str], debug: bool) -> None:
     try:
         rv = cli.main(args=args, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
