@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,15 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
+
+
+def interruptible() -> None:
+    """Popen's preexec_fn for a child that a test will interrupt: Ctrl-C acts as at a terminal.
+
+    A shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+    SIG_IGN; without this, a suite run with `&` would send SIGINTs that nobody sees.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -768,8 +768,11 @@ def _set_raw(index: int, raw: Callable[[bytes], bytes]) -> Callable[[Any], None]
     [
         # was: a negative parameter count
         (_set_dims(2, [-3]), "negative dimension"),
-        # was: ValueError from numpy (cannot reshape array of size 4 ...)
-        (_set_dims(2, [2**40, 2**40]), f"declares {2**80} elements but holds data for 4"),
+        # was: ValueError from numpy (cannot reshape array of size 64 ...); conv1_b_0 is [64] f32
+        (
+            _set_dims(2, [2**40, 2**40]),
+            f"'conv1_b_0' declares {2**80} elements but holds data for 64",
+        ),
         # was: ValueError (buffer size must be a multiple of element size)
         (_set_raw(0, lambda raw: raw[:3]), "declares 1 elements but holds data for 0"),
         # was: a negative parameter count from ConstantOfShape

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, interruptible, run_cli
 
 INTERRUPTED = (130, -signal.SIGINT)
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
@@ -42,6 +42,7 @@ def _start(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        preexec_fn=interruptible,
     )
 
 

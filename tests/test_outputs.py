@@ -14,6 +14,7 @@ import pytest
 
 from edgekit.errors import EdgekitError, OutputLockedError
 from edgekit.outputs import MARKER, atomic_dir, atomic_write_bytes, atomic_write_text, output_lock
+from tests.conftest import interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,7 +180,8 @@ WRITER = textwrap.dedent(
 def start_writer(out: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=interruptible)  # fmt: skip
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "half-written", proc.stderr.read()
     return proc
