@@ -67,6 +67,42 @@ def build_variants(km, pruned, calib, work: Path, tag: str) -> dict:
     return out
 
 
+def hand_int8(km, onnx_fp32: Path, calib, d: Path) -> dict[str, Path]:
+    """int8 made with each raw tool as its documentation shows, without edgekit: the
+    "careful hand use" the speedup targets compare against, timed in the same rounds."""
+    import nncf
+    import onnx
+    import onnxruntime.quantization as oq
+    import openvino as ov
+    import tensorflow as tf
+
+    d.mkdir(parents=True, exist_ok=True)
+    samples = [np.asarray(calib[i : i + 1], np.float32) for i in range(len(calib))]
+    conv = tf.lite.TFLiteConverter.from_keras_model(km)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x] for x in samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    (d / "hand.tflite").write_bytes(conv.convert())
+
+    pre = d / "hand-pre.onnx"
+    oq.quant_pre_process(str(onnx_fp32), str(pre))
+    name = onnx.load(str(onnx_fp32), load_external_data=False).graph.input[0].name
+
+    class Reader(oq.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter({name: x} for x in samples)
+
+        def get_next(self) -> dict | None:
+            return next(self.it, None)
+
+    oq.quantize_static(str(pre), str(d / "hand.onnx"), Reader(), quant_format=oq.QuantFormat.QDQ,
+                       per_channel=True)  # fmt: skip
+
+    q = nncf.quantize(ov.convert_model(str(onnx_fp32)), nncf.Dataset(samples))
+    ov.save_model(q, str(d / "hand.xml"))
+    return {"tflite": d / "hand.tflite", "onnx": d / "hand.onnx", "openvino": d / "hand.xml"}
+
+
 def measure(variants: dict, x_eval, y_eval, rounds: int) -> list[dict]:
     from edgekit.evaluate import predict
     from edgekit.model import load
@@ -140,6 +176,8 @@ def main() -> None:
             rng = np.random.default_rng(0)
             calib = rng.uniform(-1, 1, (32, 224, 224, 3)).astype(np.float32)
             v = build_variants(mn, None, calib, work, "mobilenetv2")
+            for fmt, path in hand_int8(mn, v["onnx"]["fp32"], calib, work / "hand").items():
+                v[fmt]["int8 by hand"] = path
             results["models"]["mobilenetv2"] = {
                 "params": [int(mn.count_params())],
                 "structured_pruning": "not run: MobileNetV2 has residual branches and edgekit's "
@@ -167,12 +205,14 @@ def print_table(results: dict) -> None:
     mn = results["models"].get("mobilenetv2")
     if mn:
         for rt, target in TARGETS.items():
-            for r in mn["rows"]:
-                if r["runtime"] != rt or not r["variant"].startswith("int8"):
-                    continue
-                verdict = "meets" if r["speedup"] >= target else "MISSES"
-                print(f"MobileNetV2 {r['variant']} speedup on {rt}: {r['speedup']:.2f}x "
-                      f"(target {target}x: {verdict})")  # fmt: skip
+            rows = {r["variant"]: r for r in mn["rows"] if r["runtime"] == rt}
+            hand = rows.get("int8 by hand", {}).get("speedup")
+            for name, r in rows.items():
+                if name.startswith("int8") and name != "int8 by hand":
+                    verdict = "meets" if r["speedup"] >= target else "MISSES"
+                    print(f"MobileNetV2 {name} speedup on {rt}: {r['speedup']:.2f}x "
+                          f"(issue's target {target}x: {verdict}; raw tool by hand in this "
+                          f"run: {hand}x)")  # fmt: skip
         fastest = min(mn["rows"], key=lambda r: r["latency_ms"])
         print(f"fastest MobileNetV2: {fastest['runtime']} {fastest['variant']} "
               f"{fastest['latency_ms']:.2f} ms")  # fmt: skip
