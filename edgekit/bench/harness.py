@@ -507,6 +507,8 @@ def _measure(
     rss_before = machine.rss_bytes()
     if mode == "throughput" and rt_name == "openvino":
         ov_opts = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(concurrency)}
+        if threads:  # --threads is per request, as on the other runtimes; OpenVINO's is a total
+            ov_opts["INFERENCE_NUM_THREADS"] = threads * concurrency
         options = {**ov_opts, **dict(options or {})}
     t0 = pc()
     session = open_session(

@@ -81,7 +81,8 @@ def _openvino(
     reason, wall = phase(warm=False)
     samples = np.asarray(done, dtype=np.int64)
     region = (
-        f"AsyncInferQueue with {concurrency} requests in flight (NUM_STREAMS={concurrency}): "
+        f"AsyncInferQueue with {concurrency} requests in flight (NUM_STREAMS={concurrency}, "
+        f"INFERENCE_NUM_THREADS={session.compiled.get_property('INFERENCE_NUM_THREADS')}): "
         "each sample spans start_async on an idle request (shared input memory, no queueing) "
         "to its completion callback; "
         "throughput = completed requests / wall time"
