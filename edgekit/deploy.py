@@ -415,7 +415,7 @@ def _measure_latency(
 
         rep = benchmark(model, runtime=runtime, device=device, provider=provider,
                         threads=threads, input_shapes=input_shapes, min_runs=10, min_time=0.2,
-                        max_time=2.0)  # fmt: skip
+                        max_time=2.0, stop_on_interrupt=True)  # fmt: skip
         lat = dict(rep.latency_ms)
         return {"tool": "edgekit.bench.benchmark", "latency_ms": lat}
     except ImportError:

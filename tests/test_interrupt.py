@@ -138,6 +138,26 @@ def test_interrupted_run_leaves_nothing(
     _assert_clean(out, finished, rc)
 
 
+def test_ctrl_c_while_optimize_measures_latency_stops_the_run(
+    tiny_models: dict[str, Path], work: Path
+) -> None:
+    """A Ctrl-C in a benchmark's steady state only ends `edgekit bench` early, keeping its
+    samples; inside optimize it must stop the whole run (it used to finish and publish)."""
+    fmt, extra, out_name, finished = COMMANDS["optimize"]
+    out = work / out_name
+    proc = _start("optimize", str(tiny_models[fmt]), *extra, "--out", str(out))
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "measuring latency" in line:
+            break
+    else:
+        pytest.fail(f"optimize ended (rc {proc.wait()}) before its latency step")
+    time.sleep(0.6)  # past the first run's load and 0.2 s warm-up: into steady state
+    rc = _interrupt(proc, signal.SIGINT, work, 0)
+    assert rc in INTERRUPTED, rc
+    _assert_clean(out, finished, rc)
+
+
 @pytest.mark.parametrize(
     "command", ["convert", "deploy", pytest.param("optimize", marks=pytest.mark.slow)]
 )

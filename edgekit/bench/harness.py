@@ -369,6 +369,7 @@ def benchmark(
     concurrency: int | None = None,
     options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    stop_on_interrupt: bool = False,
 ) -> Report:
     """Measure `model` (a path, a Model, or a deploy bundle folder) and return a Report.
 
@@ -376,7 +377,11 @@ def benchmark(
     state); steady state ends when min_runs AND min_time are both met, or at
     max_time. With processes=K the whole measurement is repeated in K fresh
     processes and their samples merged. mode="throughput" runs `concurrency`
-    requests at once and reports inferences per second.
+    requests at once and reports inferences per second. A Ctrl-C in steady state
+    ends the measurement and keeps its samples (stop reason "interrupted");
+    `stop_on_interrupt=True` raises KeyboardInterrupt instead, for callers such as
+    optimize and deploy, where the measurement is one step of a run the user means
+    to stop.
 
     Example:
         report = benchmark("model.onnx", runtime="openvino", threads=1, min_time=1)
@@ -446,26 +451,28 @@ def benchmark(
         report = run_processes(settings, processes, progress)
         if bundle_path is not None:
             report.data["model"]["bundle"] = str(bundle_path)
-        return report
-
-    return _measure(
-        m,
-        rt,
-        rt_name,
-        device=device,
-        provider=provider,
-        threads=threads,
-        batch=batch,
-        inputs=inputs,
-        input_shapes=input_shapes,
-        seed=seed,
-        protocol=protocol,
-        mode=mode,
-        concurrency=concurrency or 1,
-        options=options,
-        progress=progress,
-        bundle_path=bundle_path,
-    )
+    else:
+        report = _measure(
+            m,
+            rt,
+            rt_name,
+            device=device,
+            provider=provider,
+            threads=threads,
+            batch=batch,
+            inputs=inputs,
+            input_shapes=input_shapes,
+            seed=seed,
+            protocol=protocol,
+            mode=mode,
+            concurrency=concurrency or 1,
+            options=options,
+            progress=progress,
+            bundle_path=bundle_path,
+        )
+    if stop_on_interrupt and report["protocol"]["stop_reason"] == "interrupted":
+        raise KeyboardInterrupt
+    return report
 
 
 def _measure(

@@ -88,7 +88,7 @@ def latencies(
             reports[i].append(benchmark(
                 models[i], runtime=runtime, threads=threads, batch=1, inputs=inputs[i],
                 warmup=WARMUP, min_time=min_time / rounds, max_time=MAX_TIME_S,
-                min_runs=MIN_RUNS,
+                min_runs=MIN_RUNS, stop_on_interrupt=True,
             ))  # fmt: skip
     out = []
     for reps in reports:
