@@ -67,7 +67,23 @@ __all__ = [
     "validate",
 ]
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+def _shipped_dir() -> Path:
+    """The repository's `profiles/` in a checkout (or editable install); where a wheel put
+    them otherwise (pyproject's data-files: <prefix>/share/edgekit/profiles)."""
+    import sysconfig
+
+    here = Path(__file__).resolve()
+    if (here.parents[1] / "pyproject.toml").is_file():
+        return here.parents[1] / "profiles"
+    # <prefix>/lib/pythonX.Y/site-packages/edgekit/profiles.py, then the scheme's data paths
+    schemes = (sysconfig.get_default_scheme(), f"{os.name}_user")
+    prefixes = [*here.parents[4:5], *(Path(sysconfig.get_path("data", s)) for s in schemes)]
+    found = [p / "share" / "edgekit" / "profiles" for p in prefixes]
+    return next((d for d in found if d.is_dir()), found[0])
+
+
+SHIPPED_DIR = _shipped_dir()
 ENV_VAR = "EDGEKIT_PROFILE_PATH"
 
 # --- capabilities as data: the vocabularies a profile may use -------------------

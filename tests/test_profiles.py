@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -381,3 +383,43 @@ def test_cli_profiles_loads_no_framework(args: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert "rpi4" in result.stdout  # the command really ran
     assert "HEAVY=\n" in result.stderr, result.stderr
+
+
+def test_a_built_wheel_ships_the_profiles(tmp_path: Path) -> None:
+    """Outside a checkout the profiles come from the wheel's data files: build one, install it
+    under a prefix (no dependencies), and list the profiles from that copy of edgekit."""
+    src = tmp_path / "src"  # setuptools builds in the source tree: keep the checkout clean
+    for name in ("edgekit", "profiles"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("edgekit-*.whl")
+    prefix = tmp_path / "prefix"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix",
+         str(prefix), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    (site,) = prefix.glob("lib/python*/site-packages")
+    code = (
+        "import edgekit, edgekit.profiles as p\n"
+        "print(edgekit.__file__)\n"
+        "print(p.SHIPPED_DIR)\n"
+        "print(' '.join(sorted(x.name for x in p.list_profiles())))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EDGEKIT_PROFILE_PATH"}
+    run = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, "
+                          f"{str(site)!r})\n" + code], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    where, shipped, names = run.stdout.splitlines()
+    assert where.startswith(str(site)), where  # the installed copy, not the checkout
+    assert Path(shipped) == prefix / "share" / "edgekit" / "profiles"
+    assert names.split() == sorted(p.stem for p in (REPO / "profiles").glob("*.toml"))
