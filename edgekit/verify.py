@@ -327,6 +327,7 @@ def compare_outputs(
     reference: list[list[np.ndarray]] | None = None,
     src_runtime: str | None = None,
     dst_runtime: str | None = None,
+    collect: list[list[np.ndarray]] | None = None,
 ) -> Parity:
     """Run the same inputs through `src_model` and `dst_model` and measure how far apart they are.
 
@@ -334,8 +335,9 @@ def compare_outputs(
     are generated (dynamic dims fixed by `input_shapes`, else batch 1). `precision`
     picks the default tolerance (the stricter of source and result when None);
     `tolerance` overrides the absolute bound. `reference`, when given, is the
-    source's outputs for `feeds` (saves re-running the source). Returns a Parity;
-    it never raises on a mismatch, callers decide (`Parity.passed`).
+    source's outputs for `feeds` (saves re-running the source); `collect`, when given,
+    receives the result's raw outputs per feed (saves re-running the result to score it).
+    Returns a Parity; it never raises on a mismatch, callers decide (`Parity.passed`).
     """
     from edgekit.inputs import generate_inputs
     from edgekit.model import load
@@ -366,6 +368,8 @@ def compare_outputs(
             arr = _to_spec(_real(raw, sspec), raw, sspec, dspec)
             dfeeds[dspec.name] = _fit_layout(arr, dspec.shape)
         got.append(dst_runner.run(dfeeds))
+    if collect is not None:
+        collect.extend(got)
     return _measure(reference, got, ssig, dsig, tol, precision, len(feeds))
 
 

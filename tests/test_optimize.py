@@ -59,6 +59,11 @@ def test_accuracy_drop_loop_keeps_layers_float_and_meets_budget(
     assert rep["recovery"]["met"]
     assert rep["optimized"]["accuracy"] >= rep["baseline"]["accuracy"] - 0.01
     assert res.model_path.is_file()
+    # The accuracy optimize reports (scored from its parity pass) is what evaluate measures.
+    from edgekit.evaluate import predict
+
+    scores = predict(res.model_path, ds.x_test)
+    assert rep["optimized"]["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == ds.y_test))
 
 
 def test_nothing_meets_budget_is_said_and_best_is_saved(tmp_path: Path) -> None:

@@ -572,7 +572,6 @@ def _run(
 
     # 3. reference outputs on eval data, computed once: every candidate is compared to them
     say("measuring the baseline's outputs")
-    from edgekit.evaluate import predict
     from edgekit.model import load
     from edgekit.verify import compare_outputs, reference_runner
 
@@ -582,17 +581,30 @@ def _run(
     reference = [runner.run(f) for f in feeds]
     del runner
 
+    def accuracy(outputs: list[list[np.ndarray]]) -> float | None:
+        """Top-1 accuracy from a model's raw first output on `feeds`: a quantized output's
+        argmax is its dequantized one's (positive scale), and padding comes last."""
+        if not data.labelled:
+            return None
+        sizes = [len(next(iter(f.values()))) for f in feeds]  # samples per feed
+        scores = np.concatenate(
+            [np.asarray(o[0]).reshape(n, -1) for o, n in zip(outputs, sizes, strict=True)]
+        )
+        return float(np.mean(scores[: len(data.y_eval)].argmax(1) == data.y_eval))
+
     def evaluate(c: Candidate) -> Candidate:
         m = load(c.path)
         c.size_bytes, c.gzip_bytes = m.size_bytes, T.gzip_bytes(c.path)
-        if data.labelled:
-            scores = predict(m.path, data.x_eval, runtime=runtime, batch_size=EVAL_BATCH)
-            c.accuracy = float(np.mean(scores.argmax(1) == data.y_eval))
-        if c is not base:
-            c.parity = compare_outputs(base_model, m, feeds, reference=reference,
-                                       precision=c.precision, dst_runtime=runtime)  # fmt: skip
-            c.accuracy_drop = _drop(base, c, data.labelled)
-            c.meets_budget = c.accuracy_drop <= max_drop + 1e-9
+        if c is base:
+            c.accuracy = accuracy(reference)
+            return c
+        outputs: list[list[np.ndarray]] = []
+        c.parity = compare_outputs(base_model, m, feeds, reference=reference,
+                                   precision=c.precision, dst_runtime=runtime,
+                                   collect=outputs)  # fmt: skip
+        c.accuracy = accuracy(outputs)
+        c.accuracy_drop = _drop(base, c, data.labelled)
+        c.meets_budget = c.accuracy_drop <= max_drop + 1e-9
         return c
 
     evaluate(base)
