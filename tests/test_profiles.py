@@ -401,12 +401,16 @@ def test_a_built_wheel_ships_the_profiles(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "dist").glob("edgekit-*.whl")
     prefix = tmp_path / "prefix"
+    # --ignore-installed: without it pip uninstalls the edgekit of the running venv first
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix",
-         str(prefix), str(wheel)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+         "--ignore-installed", "--prefix", str(prefix), str(wheel)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
+    still = subprocess.run([sys.executable, "-m", "pip", "show", "-q", "edgekit"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert still.returncode == 0, "the test venv lost its edgekit install"
     (site,) = prefix.glob("lib/python*/site-packages")
     code = (
         "import edgekit, edgekit.profiles as p\n"
