@@ -136,10 +136,11 @@ def layer_errors(
     import tensorflow as tf
 
     conv = configure(source, "int8-float-fallback", calib[:limit], options)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=conv, debug_dataset=_representative(calib[:limit])
-    )
-    debugger.run()
+    with _no_export_listing():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=_representative(calib[:limit])
+        )
+        debugger.run()
     buf = io.StringIO()
     debugger.layer_statistics_dump(buf)
     buf.seek(0)
