@@ -4,6 +4,7 @@ follows shapes through the graph, and weight pruning of ONNX / TFLite files."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,14 +112,77 @@ def test_structured_pruning_fine_tunes_and_runs_after_conversion(tmp_path: Path)
     assert predict(path, x[:4]).shape == (4, 3)
 
 
-def test_structured_pruning_refuses_branches() -> None:
+def _branchy(seed: int = 0) -> Any:
+    """Residual Add, BatchNormalization, Concatenate, DepthwiseConv2D and a pooled head."""
     import keras
 
-    inp = keras.Input((8, 8, 1))
-    a = keras.layers.Conv2D(4, 3, padding="same")(inp)
-    b = keras.layers.Conv2D(4, 3, padding="same")(a)
-    out = keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Add()([a, b])))
-    with pytest.raises(UnsupportedModelError, match="without --structured"):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
+    b = keras.layers.Conv2D(8, 3, padding="same", name="c2")(a)
+    r = keras.layers.BatchNormalization(name="bn")(keras.layers.Add(name="add")([a, b]))
+    c = keras.layers.Conv2D(6, 1, activation="relu", name="c3")(r)
+    c = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(c)
+    m = keras.layers.Concatenate(name="cat")([c, a])
+    out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(m))
+    return keras.Model(inp, out)
+
+
+def test_structured_pruning_follows_residual_and_concat_branches_exactly() -> None:
+    """Zero half the channels of each group by hand (the same half for c1 and c2, which a
+    residual Add joins): removing exactly those must leave the outputs unchanged."""
+    model = _branchy()
+    rng = np.random.default_rng(2)
+    dead8, dead6 = rng.permutation(8)[:4], rng.permutation(6)[:3]
+    for name, dead in (("c1", dead8), ("c2", dead8), ("c3", dead6)):
+        layer = model.get_layer(name)
+        k, b = (w.copy() for w in layer.get_weights())
+        k[..., dead] = 0
+        b[dead] = 0
+        layer.set_weights([k, b])
+    bn = model.get_layer("bn")
+    gamma, beta, mean, var = (w.copy() for w in bn.get_weights())
+    gamma[:] = rng.uniform(0.5, 2, 8)
+    beta[:] = rng.normal(size=8)
+    mean[:] = rng.normal(size=8)
+    beta[dead8] = mean[dead8] = 0  # a dead channel stays zero through the BN
+    bn.set_weights([gamma, beta, mean, var])
+    dw = model.get_layer("dw")
+    k, b = (w.copy() for w in dw.get_weights())
+    b[:] = rng.normal(size=6)
+    b[dead6] = 0
+    dw.set_weights([k, b])
+
+    res = prune_structured(model, 0.5)
+    assert res.layer_sparsity == {"c1": 0.5, "c2": 0.5, "c3": 0.5}
+    assert res.model.get_layer("cat").output.shape[-1] == 3 + 4
+    assert res.params_after < res.params_before
+    x, _ = _data((8, 8, 3), n=8)
+    np.testing.assert_allclose(
+        res.model.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_structured_pruning_keeps_channels_it_cannot_follow() -> None:
+    """A Reshape reads c1: c1 keeps every filter, and the rest is still pruned."""
+    import keras
+
+    inp = keras.Input((4, 4, 2))
+    a = keras.layers.Conv2D(8, 1, name="c1")(inp)
+    b = keras.layers.Conv2D(8, 1, name="c2")(keras.layers.Reshape((4, 4, 8))(a))
+    out = keras.layers.Dense(2, name="head")(keras.layers.Flatten()(b))
+    res = prune_structured(keras.Model(inp, out), 0.5)
+    assert res.layer_sparsity == {"c2": 0.5}
+    assert res.model.output_shape == (None, 2)
+
+
+def test_structured_pruning_refuses_shared_layers() -> None:
+    import keras
+
+    inp = keras.Input((6,))
+    shared = keras.layers.Dense(6, name="shared")
+    out = keras.layers.Dense(2)(shared(shared(inp)))
+    with pytest.raises(UnsupportedModelError, match="applied more than once"):
         prune_structured(keras.Model(inp, out), 0.5)
 
 

@@ -1,16 +1,20 @@
 """Structured pruning: remove whole conv filters and dense units by L1 norm, then rebuild
 a smaller dense Keras model and fine-tune it.
 
-Removing a layer's outputs shrinks whatever reads them: the next conv's input
-channels, a BatchNormalization's statistics, a depthwise conv's channels, or, after a
-Flatten, the matching rows of the Dense kernel. The walk follows one chain of layers
-(Sequential or a functional model without branches); the last weighted layer keeps
-all its outputs, so the model's outputs do not change shape.
+Removing a layer's outputs shrinks whatever reads them: the next conv's input channels, a
+BatchNormalization's statistics, a depthwise conv's channels, or, after a Flatten, the
+matching rows of the Dense kernel. The walk follows the functional graph: tensors joined
+by an elementwise merge (Add, Multiply, ...; a residual connection) share one set of
+channels, so their producers are pruned together by their summed L1 norms; Concatenate
+lines its inputs' channels up one after the other. Channels that reach the model's output
+or a layer edgekit cannot follow them through are kept whole, so the model's outputs do
+not change shape and such layers see every channel they had.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +23,8 @@ from edgekit.errors import UnsupportedModelError
 from edgekit.optimize.prune_magnitude import PruneResult, _loss_for
 
 PRUNABLE = ("Conv1D", "Conv2D", "Dense")
-# Layers that keep channels where they are.
+# Layers that keep channels where they are (BatchNormalization and DepthwiseConv2D too,
+# with their per-channel weights sliced).
 PASS_THROUGH = (
     "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "Dropout",
     "SpatialDropout1D", "SpatialDropout2D", "Activation", "ReLU", "LeakyReLU", "ELU",
@@ -27,34 +32,102 @@ PASS_THROUGH = (
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "Cropping2D", "UpSampling2D",
 )  # fmt: skip
+MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 
-def _chain(model: Any) -> list[Any]:
-    """The model's layers in order, checking that each reads only the one before."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    if type(model).__name__ == "Sequential":
-        return layers
+@dataclass
+class _Space:
+    """The channels (last axis) of a tensor: made by a layer, or built from other spaces."""
+
+    size: int
+    parts: list[_Space] = field(default_factory=list)  # Concatenate: its inputs in order
+    spatial: tuple[int, ...] | None = None  # Flatten: the (h, w) before channels
+    producers: list[Any] = field(default_factory=list)  # prunable layers that write it
+    fixed: bool = False  # must keep every channel
+    parent: _Space | None = None  # union-find: merged spaces share one root
+
+    def root(self) -> _Space:
+        s = self
+        while s.parent is not None:
+            s = s.parent
+        return s
+
+
+def _join(a: _Space, b: _Space) -> _Space:
+    ra, rb = a.root(), b.root()
+    if ra is not rb:
+        rb.parent = ra
+        ra.producers += rb.producers
+        ra.fixed = ra.fixed or rb.fixed
+    return ra
+
+
+def _fix(space: _Space) -> None:
+    """Keep every channel of `space` (and of whatever it is made of)."""
+    space.root().fixed = True
+    for part in space.parts:
+        _fix(part)
+
+
+def _inputs(layer: Any) -> list[Any]:
+    inbound = layer.input
+    return list(inbound) if isinstance(inbound, list | tuple) else [inbound]
+
+
+def _keeps_channels(kind: str, cfg: Mapping[str, Any], rank: int) -> bool:
+    """Whether a layer's output channels are its input's, one for one."""
+    if kind == "BatchNormalization":
+        return cfg.get("axis") in (-1, rank - 1)
+    if kind == "DepthwiseConv2D":
+        return cfg.get("depth_multiplier", 1) == 1
+    return kind in PASS_THROUGH
+
+
+def _walk(model: Any) -> tuple[list[Any], dict[str, _Space]]:
+    """Layers in graph order and the channel space of each one's output."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UnsupportedModelError(
             f"structured pruning handles single-input, single-output models; "
             f"{model.name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs."
         )
-    prev = None
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    names = {layer.name for layer in layers}
+    source = _Space(int(model.inputs[0].shape[-1] or 0), fixed=True)
+    spaces: dict[str, _Space] = {}
     for layer in layers:
-        inbound = getattr(layer, "input", None)
-        if isinstance(inbound, list | tuple):
+        kind = type(layer).__name__
+        if len(getattr(layer, "_inbound_nodes", [None])) > 1:
             raise UnsupportedModelError(
-                f"structured pruning follows a chain of layers, but layer '{layer.name}' "
-                "merges branches; use --prune without --structured for this model."
+                f"structured pruning cannot follow layer '{layer.name}': it is applied more "
+                "than once (a shared layer); use --prune without --structured."
             )
-        src = inbound._keras_history[0] if hasattr(inbound, "_keras_history") else None
-        if prev is not None and src is not prev:
-            raise UnsupportedModelError(
-                f"structured pruning follows a chain of layers, but layer '{layer.name}' "
-                f"does not read layer '{prev.name}'; use --prune without --structured."
-            )
-        prev = layer
-    return layers
+        tensors = _inputs(layer)
+        ins = [
+            spaces[t._keras_history[0].name] if t._keras_history[0].name in names else source
+            for t in tensors
+        ]
+        shape = tuple(tensors[0].shape)  # of the (first) input
+        cfg = layer.get_config()
+        size = int(layer.output.shape[-1] or 0)
+        if kind in PRUNABLE and cfg.get("groups", 1) == 1:
+            out = _Space(size, producers=[layer])
+        elif _keeps_channels(kind, cfg, len(shape)):
+            out = ins[0]
+        elif kind in MERGES:
+            out = ins[0]
+            for other in ins[1:]:
+                out = _join(out, other)
+        elif kind == "Concatenate" and cfg.get("axis") in (-1, len(layer.output.shape) - 1):
+            out = _Space(size, parts=ins)
+        elif kind == "Flatten" and len(shape) > 2 and None not in shape[1:]:
+            out = _Space(size, parts=ins, spatial=shape[1:-1])
+        else:  # a layer whose channels edgekit cannot follow: it keeps all its inputs
+            for space in ins:
+                _fix(space)
+            out = _Space(size, fixed=True)
+        spaces[layer.name] = out
+    _fix(spaces[model.outputs[0]._keras_history[0].name])
+    return layers, spaces
 
 
 def l1_keep(kernel: np.ndarray, sparsity: float) -> np.ndarray:
@@ -66,71 +139,86 @@ def l1_keep(kernel: np.ndarray, sparsity: float) -> np.ndarray:
 
 
 def plan(model: Any, sparsity: float | Mapping[str, float]) -> dict[str, np.ndarray]:
-    """Which output channels each prunable layer keeps (the last weighted layer keeps all)."""
-    layers = _chain(model)
-    weighted = [layer for layer in layers if layer.get_weights()]
-    last = weighted[-1] if weighted else None
-    out = {}
+    """Which output channels each pruned layer keeps. Layers that write one set of channels
+    (through a residual Add) keep the same ones, chosen by their summed L1 norms, at the
+    smallest sparsity asked of any of them."""
+    layers, spaces = _walk(model)
+    out: dict[str, np.ndarray] = {}
+    seen: set[int] = set()
     for layer in layers:
-        if type(layer).__name__ not in PRUNABLE or layer is last:
+        root = spaces[layer.name].root()
+        if layer not in root.producers or id(root) in seen or root.fixed:
             continue
-        s = sparsity.get(layer.name, 0.0) if isinstance(sparsity, Mapping) else sparsity
-        if s > 0:
-            out[layer.name] = l1_keep(np.asarray(layer.kernel.numpy()), float(s))
+        seen.add(id(root))
+        asked = [
+            float(sparsity.get(p.name, 0.0) if isinstance(sparsity, Mapping) else sparsity)
+            for p in root.producers
+        ]
+        if min(asked) <= 0:
+            continue
+        kernels = [np.asarray(p.kernel.numpy()) for p in root.producers]
+        summed = sum(np.abs(k).reshape(-1, k.shape[-1]).sum(0) for k in kernels)
+        keep = l1_keep(summed[None, :], min(asked))
+        for p in root.producers:
+            out[p.name] = keep
     return out
+
+
+def _kept(space: _Space, keep: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Surviving channel indices of a space, None when all survive."""
+    if space.spatial is not None:  # Flatten: (h, w, c) order, channels last
+        inner = _kept(space.parts[0], keep)
+        if inner is None:
+            return None
+        idx = np.arange(space.size).reshape(*space.spatial, space.parts[0].size)
+        return np.take(idx, inner, axis=-1).ravel()
+    if space.parts:  # Concatenate
+        kept = [_kept(p, keep) for p in space.parts]
+        if all(k is None for k in kept):
+            return None
+        offsets = np.cumsum([0] + [p.size for p in space.parts[:-1]])
+        return np.concatenate([
+            (np.arange(p.size) if k is None else k) + o
+            for p, k, o in zip(space.parts, kept, offsets, strict=True)
+        ])  # fmt: skip
+    root = space.root()
+    return keep.get(root.producers[0].name) if root.producers else None
 
 
 def rebuild(model: Any, keep: Mapping[str, np.ndarray]) -> Any:
     """A new, smaller Keras model with only the kept channels, weights copied over."""
     import keras
 
-    layers = _chain(model)
+    layers, spaces = _walk(model)
     inp = keras.Input(tuple(model.input_shape[1:]), name=model.inputs[0].name.split(":")[0])
-    x = inp
-    kept_in: np.ndarray | None = None  # channels of the current tensor that survive
+    made: dict[str, Any] = {}
     for layer in layers:
         kind = type(layer).__name__
         cfg = layer.get_config()
         weights = [np.asarray(w) for w in layer.get_weights()]
+        args = [made.get(t._keras_history[0].name, inp) for t in _inputs(layer)]
+        src = _inputs(layer)[0]._keras_history[0].name
+        kept_in = _kept(spaces[src], keep) if src in spaces else None
         if kind in PRUNABLE:
-            kernel = weights[0]
             if kept_in is not None:
-                kernel = np.take(kernel, kept_in, axis=-2)
+                weights[0] = np.take(weights[0], kept_in, axis=-2)
             out_idx = keep.get(layer.name)
             if out_idx is not None:
-                kernel = kernel[..., out_idx]
+                weights[0] = weights[0][..., out_idx]
+                if len(weights) > 1:
+                    weights[1] = weights[1][out_idx]
                 cfg["filters" if "filters" in cfg else "units"] = len(out_idx)
-            weights[0] = kernel
-            if len(weights) > 1 and out_idx is not None:
-                weights[1] = weights[1][out_idx]
-            kept_in = out_idx
         elif kind == "BatchNormalization" and kept_in is not None:
             weights = [w[kept_in] for w in weights]
         elif kind == "DepthwiseConv2D" and kept_in is not None:
-            if cfg.get("depth_multiplier", 1) != 1:
-                raise UnsupportedModelError(
-                    f"structured pruning cannot follow channels through '{layer.name}' "
-                    "(depth_multiplier > 1)."
-                )
             weights[0] = np.take(weights[0], kept_in, axis=2)
             if len(weights) > 1:
                 weights[1] = weights[1][kept_in]
-        elif kind == "Flatten" and kept_in is not None:
-            shape = tuple(layer.input.shape[1:])
-            idx = np.arange(int(np.prod(shape))).reshape(shape)
-            kept_in = np.take(idx, kept_in, axis=-1).ravel()
-            # Flatten is channels-last: kept indices keep their (h, w, c) order.
-            kept_in = np.sort(kept_in)
-        elif kind not in PASS_THROUGH and kept_in is not None:
-            raise UnsupportedModelError(
-                f"structured pruning cannot follow removed channels through layer "
-                f"'{layer.name}' ({kind}); prune with --prune alone (unstructured)."
-            )
         new = type(layer).from_config(cfg)
-        x = new(x)
+        made[layer.name] = new(args if isinstance(layer.input, list | tuple) else args[0])
         if weights:
             new.set_weights(weights)
-    return keras.Model(inp, x, name=model.name)
+    return keras.Model(inp, made[model.outputs[0]._keras_history[0].name], name=model.name)
 
 
 def prune_structured(
@@ -163,7 +251,7 @@ def prune_structured(
         )
         hist = {k: [float(v) for v in vs] for k, vs in h.history.items()}
     fractions = {}
-    for layer in _chain(model):
+    for layer in model.layers:
         if layer.name in keep:
             fractions[layer.name] = 1.0 - len(keep[layer.name]) / layer.kernel.shape[-1]
     return PruneResult(
