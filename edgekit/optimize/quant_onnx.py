@@ -35,7 +35,7 @@ def cpu_types(options: QuantOptions) -> tuple[str, str, bool]:
 
     x86: uint8 activations with int8 weights (U8S8) are what ONNX Runtime's MLAS kernels
     run natively (VNNI's vpdpbusd is u8 x s8); measured here with ORT 1.32 on an AVX-512
-    VNNI CPU, U8S8 QDQ MobileNetV2 ran 2.16x fp32, S8S8 QDQ 1.31x (benchmarks/README.md,
+    VNNI CPU, U8S8 QDQ MobileNetV2 ran 2.2-2.3x fp32, S8S8 QDQ 1.3x (benchmarks/README.md,
     Optimize). Without VNNI, u8s8 goes through vpmaddubsw, which can saturate, so weights
     keep 7 bits (reduce_range). Arm: S8S8 (sdot / i8mm).
     """
@@ -241,7 +241,7 @@ def quantize_onnx(
             nodes_to_exclude=excluded,
             op_types_to_quantize=op_types,
             # int16 activations centred on zero; int8 ones keep ORT's default asymmetric
-            # range: symmetric S8S8 MobileNetV2 ran 0.93x fp32 here, asymmetric 1.31x.
+            # range: symmetric S8S8 MobileNetV2 ran 0.94x fp32 here, asymmetric 1.3x.
             extra_options={"ActivationSymmetric": act == "int16"},
         )
     return out
