@@ -66,6 +66,22 @@ def test_accuracy_drop_loop_keeps_layers_float_and_meets_budget(
     assert rep["optimized"]["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == ds.y_test))
 
 
+def test_a_latency_tie_goes_to_the_profiles_first_choice() -> None:
+    from edgekit.optimize.pipeline import Candidate, _fastest
+
+    def cand(name: str, ms: float) -> Candidate:
+        return Candidate(name, name, latency={"median": ms})
+
+    int8, fallback, fp32 = (
+        cand("int8", 0.0141),
+        cand("int8-float-fallback", 0.0139),
+        cand("fp32", 0.032),
+    )
+    assert _fastest([int8, fallback, fp32]) is int8  # 1.4 % apart: noise, keep the preference
+    assert _fastest([fp32, fallback]) is fallback  # a real difference still decides
+    assert _fastest([cand("a", 0.0150), fallback]) is fallback  # 8 % slower: not a tie
+
+
 def test_nothing_meets_budget_is_said_and_best_is_saved(tmp_path: Path) -> None:
     from edgekit.optimize import optimize
 

@@ -288,6 +288,14 @@ def _precisions(quantize: str | None, profile: Any, fmt: str) -> list[str]:
     return [p for p in wanted if p in supported] or ["fp32"]
 
 
+def _fastest(pool: list[Candidate]) -> Candidate:
+    """The fastest candidate; an earlier one (the profile's order of preference) wins when
+    it is within SLOWER_MARGIN of it, so that a tie on a noisy machine does not flip the
+    choice between near-identical models from run to run."""
+    best = min(c.latency_ms if c.latency_ms is not None else 0.0 for c in pool)
+    return next(c for c in pool if (c.latency_ms or 0.0) <= best * SLOWER_MARGIN)
+
+
 def _drop(base: Candidate, c: Candidate, labelled: bool) -> float:
     if labelled and base.accuracy is not None and c.accuracy is not None:
         return 100.0 * (base.accuracy - c.accuracy)
@@ -734,7 +742,7 @@ def _run(
         if explicit:
             same = [c for c in meeting if c.precision == (precisions[0])]
             pool = same or meeting
-        chosen = min(pool, key=lambda c: c.latency_ms if c.latency_ms is not None else 0.0)
+        chosen = _fastest(pool)
         met = True
     else:
         chosen = min(ok, key=lambda c: (c.accuracy_drop, c.latency_ms or 0.0))
