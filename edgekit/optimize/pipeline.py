@@ -336,7 +336,8 @@ def optimize(
     for int8 beyond ``max_accuracy_drop`` (points), the worst layers kept in float one
     at a time; latency of the baseline and every candidate measured interleaved by
     `edgekit.bench.benchmark` (short runs, round-robin) on the profile's runtime. The fastest
-    candidate within the budget is written to `out` with report.json and report.md; when
+    candidate within the budget (the profile's earlier precision on a tie within 3%) is
+    written to `out` with report.json and report.md; when
     none meets it, the one with the smallest drop is written and the report says so.
     `out` is built beside itself and put in place only when the run succeeds; a folder
     edgekit did not write is never replaced, and a second run on the same `out` fails
