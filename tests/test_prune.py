@@ -174,6 +174,11 @@ def test_structured_pruning_keeps_channels_it_cannot_follow() -> None:
     res = prune_structured(keras.Model(inp, out), 0.5)
     assert res.layer_sparsity == {"c2": 0.5}
     assert res.model.output_shape == (None, 2)
+    # A merge that broadcasts one channel over eight joins nothing: both keep theirs.
+    gate = keras.layers.Conv2D(1, 1, name="gate")(inp)
+    m = keras.layers.Multiply()([keras.layers.Conv2D(8, 1, name="c3")(inp), gate])
+    out = keras.layers.Dense(2, name="head")(keras.layers.Flatten()(m))
+    assert prune_structured(keras.Model(inp, out), 0.5).layer_sparsity == {}
 
 
 def test_structured_pruning_refuses_shared_layers() -> None:

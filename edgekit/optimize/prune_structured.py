@@ -108,12 +108,17 @@ def _walk(model: Any) -> tuple[list[Any], dict[str, _Space]]:
         ]
         shape = tuple(tensors[0].shape)  # of the (first) input
         cfg = layer.get_config()
+        if isinstance(layer.output, list | tuple):
+            raise UnsupportedModelError(
+                f"structured pruning cannot follow layer '{layer.name}': it has "
+                f"{len(layer.output)} outputs; use --prune without --structured."
+            )
         size = int(layer.output.shape[-1] or 0)
         if kind in PRUNABLE and cfg.get("groups", 1) == 1:
             out = _Space(size, producers=[layer])
         elif _keeps_channels(kind, cfg, len(shape)):
             out = ins[0]
-        elif kind in MERGES:
+        elif kind in MERGES and all(t.shape[-1] == size for t in tensors):
             out = ins[0]
             for other in ins[1:]:
                 out = _join(out, other)
