@@ -1,4 +1,5 @@
-"""Peak memory of `edgekit eval` on the default digits data and on a large npz.
+"""Peak memory of `edgekit eval` and `edgekit optimize` on the default digits data and on a
+large npz.
 
     .venv/bin/python benchmarks/memory.py [--samples 100000] [--out benchmarks/results/memory.json]
 
@@ -8,6 +9,8 @@ random 28x28x1 float32 images with labels (100,000 samples: 314 MB of x), then r
 
     /usr/bin/time -v python -m edgekit eval MODEL --dataset digits --runtime onnxruntime
     /usr/bin/time -v python -m edgekit eval MODEL --dataset npz:big.npz --runtime onnxruntime
+    /usr/bin/time -v python -m edgekit optimize MODEL --profile x86-avx2 --quantize int8 \
+        --calib-data D --out OUT      (D: digits, then npz:big.npz)
 
 each in a fresh process and reports the "Maximum resident set size" of each, and the
 size of the npz's x. A dataset that is streamed costs about the same as digits plus
@@ -88,16 +91,23 @@ def main() -> None:
         model = make_model(d / "mnist_linear.onnx")
         x_bytes = make_npz(d / "big.npz", opts.samples)
         rows = []
-        for name, dataset in (
-            ("digits", "digits"),
-            (f"npz {opts.samples}", f"npz:{d / 'big.npz'}"),
-        ):
-            rss, wall, rc = peak_rss_mb(
-                ["eval", str(model), "--dataset", dataset, "--runtime", "onnxruntime", "--json"]
-            )
-            rows.append({"dataset": name, "peak_rss_mb": round(rss, 1), "wall_s": round(wall, 1),
-                         "exit_code": rc})  # fmt: skip
-            print(f"{name:>14}: peak RSS {rss:8.1f} MB  ({wall:5.1f} s, exit {rc})", flush=True)
+        commands = {
+            "eval": lambda data: ["eval", str(model), "--dataset", data, "--runtime",
+                                  "onnxruntime", "--json"],
+            "optimize": lambda data: ["optimize", str(model), "--profile", "x86-avx2",
+                                      "--quantize", "int8", "--calib-data", data, "--out",
+                                      str(d / f"opt-{len(rows)}"), "--json"],
+        }  # fmt: skip
+        for command, args in commands.items():
+            for name, dataset in (
+                ("digits", "digits"),
+                (f"npz {opts.samples}", f"npz:{d / 'big.npz'}"),
+            ):
+                rss, wall, rc = peak_rss_mb(args(dataset))
+                rows.append({"command": command, "dataset": name, "peak_rss_mb": round(rss, 1),
+                             "wall_s": round(wall, 1), "exit_code": rc})  # fmt: skip
+                print(f"{command:>8} {name:>14}: peak RSS {rss:8.1f} MB  ({wall:5.1f} s, "
+                      f"exit {rc})", flush=True)  # fmt: skip
     result = {
         "samples": opts.samples,
         "npz_x_mb": round(x_bytes / 2**20, 1),

@@ -122,6 +122,23 @@ def test_npz_sequences_pass_through(tmp_path):
     assert sorted(map(bytes, all_x.reshape(30, -1))) == sorted(map(bytes, x.reshape(30, -1)))
 
 
+def test_sample_train_reads_a_seeded_spread_of_the_training_split(tmp_path):
+    """Calibration asks for a few hundred samples: only those are read and preprocessed."""
+    x = np.arange(1000, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(1000) % 2)
+    src, kw = f"npz:{tmp_path / 'd.npz'}", {"layout": "sequence", "normalize": False}
+    full = load_dataset(src, **kw)
+    few = load_dataset(src, **kw, splits=("train",), sample_train=50)
+    again = load_dataset(src, **kw, splits=("train",), sample_train=50)
+    assert len(few.x_train) == 50 and len(few.x_val) == 0 and len(few.x_test) == 0
+    assert few.info == full.info  # the splits are the same; only what is read differs
+    np.testing.assert_array_equal(few.x_train, again.x_train)  # seeded
+    rows = lambda d: set(np.round(d.x_train[:, 0] / d.preprocess.scale).astype(int))  # noqa: E731
+    ids = np.array(sorted(rows(few)))  # the sample's row numbers in the file
+    assert set(ids) <= rows(full)
+    assert ids.max() - ids.min() > 800  # spread over the split, not its first rows
+
+
 def _write_images(root: Path, counts: dict[str, int], mode: str = "L") -> None:
     rng = np.random.default_rng(0)
     for cls, n in counts.items():

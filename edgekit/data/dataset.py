@@ -441,6 +441,7 @@ def load_dataset(
     normalize: bool = True,
     max_train: int | None = None,
     splits: tuple[str, ...] = ("train", "val", "test"),
+    sample_train: int | None = None,
 ) -> Dataset:
     """Read a source, split it with a fixed seed and preprocess every split in ``splits``.
 
@@ -453,6 +454,9 @@ def load_dataset(
     ``max_train`` keeps only the first that many training samples (quick runs).
     Splits not in ``splits`` are left empty (``info`` still counts them), so that
     evaluating the test split of a large npz, which is memory-mapped, reads only that.
+    ``sample_train`` keeps a seeded random sample of that many training samples (and fits
+    the preprocessing, when not given, on them), so that calibration (a few hundred
+    samples) reads only those.
     """
     if not 0.0 <= val_split < 1.0:
         raise DatasetError(f"Validation split must be in [0, 1), not {val_split}.")
@@ -474,12 +478,15 @@ def load_dataset(
         train_idx = train_idx[:max_train]
     if len(train_idx) == 0:
         raise DatasetError(f"Dataset {raw.name} leaves no samples for training.")
+    info = {"train": len(train_idx), "val": len(val_idx), "test": len(y_test)}
+    if sample_train is not None and len(train_idx) > sample_train:
+        pick = np.random.default_rng(SPLIT_SEED).choice(len(train_idx), sample_train, replace=False)
+        train_idx = train_idx[np.sort(pick)]
     if preprocess is None:
         x_fit = _take(raw.x, train_idx)
         preprocess = _fit_preprocess(raw, x_fit, layout, image_size, channels, normalize)
         del x_fit
     pre = preprocess
-    info = {"train": len(train_idx), "val": len(val_idx), "test": len(y_test)}
     train_idx, val_idx = (
         idx if name in splits else idx[:0] for name, idx in (("train", train_idx), ("val", val_idx))
     )

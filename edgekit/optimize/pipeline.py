@@ -119,8 +119,9 @@ def _input_shape(model: Any) -> tuple[Any, ...]:
     return tuple(spec.shape)
 
 
-def _dataset_from(spec: Any, model: Any) -> Any:
-    """A Dataset from a source string, a Dataset, or None."""
+def _dataset_from(spec: Any, model: Any, **only: Any) -> Any:
+    """A Dataset from a source string, a Dataset, or None. `only` (load_dataset's `splits`
+    and `sample_train`) limits what is read and preprocessed."""
     from edgekit.data import Dataset, Preprocess, load_dataset
 
     if spec is None or isinstance(spec, Dataset):
@@ -129,25 +130,25 @@ def _dataset_from(spec: Any, model: Any) -> Any:
     shape = _input_shape(model)
     try:
         if pre is not None:
-            ds = load_dataset(str(spec), pre)
+            ds = load_dataset(str(spec), pre, **only)
         else:
             dims = [d for d in shape[1:]]
             image = len(dims) == 3 and all(isinstance(d, int) for d in dims)
             if image and dims[-1] in (1, 3):
                 ds = load_dataset(str(spec), image_size=(dims[0], dims[1]), channels=dims[-1],
-                                  normalize=False)  # fmt: skip
+                                  normalize=False, **only)  # fmt: skip
             elif image and dims[0] in (1, 3):
                 ds = load_dataset(str(spec), layout="nchw", image_size=(dims[1], dims[2]),
-                                  channels=dims[0], normalize=False)  # fmt: skip
+                                  channels=dims[0], normalize=False, **only)  # fmt: skip
             else:
                 # A model without preprocess.json takes the data as it is stored.
-                ds = load_dataset(str(spec), normalize=False)
+                ds = load_dataset(str(spec), normalize=False, **only)
     except EdgekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad data argument
         raise DatasetError(f"cannot read calibration data {spec!r}: {_first_line(exc)}") from None
     want = tuple(d for d in shape[1:])
-    got = tuple(ds.x_test.shape[1:])
+    got = tuple((ds.x_test if len(ds.x_test) else ds.x_train).shape[1:])
     if len(want) != len(got) or any(
         isinstance(w, int) and w != g for w, g in zip(want, got, strict=True)
     ):
@@ -186,14 +187,22 @@ def _resolve_data(
     calib_samples: int,
     warnings: list[str],
     seed: int,
+    fine_tune: bool = False,
 ) -> _Data:
+    """Calibration and evaluation data. Only what is used is read: a sample of the training
+    split for calibration and the test split for evaluation, unless `fine_tune` (pruning
+    a Keras model) needs the whole training and validation splits."""
     from edgekit.inputs import generate_inputs
 
     rng = np.random.default_rng(seed)
     if calib_data is None:
         calib_data = _recipe_dataset(model.path)
-    cds = _dataset_from(calib_data, model)
-    eds = _dataset_from(eval_data, model) if eval_data is not None else cds
+    if fine_tune:
+        cds = _dataset_from(calib_data, model)
+    else:
+        splits = ("train", "test") if eval_data is None else ("train",)
+        cds = _dataset_from(calib_data, model, splits=splits, sample_train=calib_samples)
+    eds = cds if eval_data is None else _dataset_from(eval_data, model, splits=("test",))
     if cds is None:
         feeds = generate_inputs(model.signature, count=max(calib_samples, 16), seed=seed)
         name = model.signature.inputs[0].name
@@ -392,7 +401,8 @@ def optimize(
             f"profile's {', '.join(prof.precision)} were not tried; give the Keras source"
         )
 
-    data = _resolve_data(src, calib_data, eval_data, calib_samples, warnings, seed)
+    data = _resolve_data(src, calib_data, eval_data, calib_samples, warnings, seed,
+                         fine_tune=bool(prune) and src_fmt == "keras")  # fmt: skip
     n_threads, threads_from = _threads(threads, prof)
     # The lock makes a second run on `out` fail at once; atomic_dir builds the output
     # beside it and puts it in place only when everything succeeded, and refuses to
