@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
+
+from edgekit.cli._common import echo_json
 
 
 @click.command("eval")
@@ -83,7 +83,7 @@ def eval_command(
         threads=threads,
     )
     if as_json:
-        click.echo(json.dumps(r.to_dict(), indent=2))
+        echo_json(r.to_dict())
         return
     from rich.console import Console
     from rich.table import Table

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
+from edgekit.cli._common import echo_json
 from edgekit.profiles import Profile, format_bytes, list_profiles, load_profile
 
 
@@ -48,7 +48,7 @@ def list_command(as_json: bool) -> None:
     """
     profiles = list_profiles()
     if as_json:
-        click.echo(json.dumps([_as_json(p) for p in profiles], indent=2))
+        echo_json([_as_json(p) for p in profiles])
         return
     from rich import box
     from rich.console import Console
@@ -82,7 +82,7 @@ def show_command(name_or_path: str, as_json: bool) -> None:
     profile = load_profile(name_or_path)
     data = _as_json(profile)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     from rich.console import Console
     from rich.table import Table

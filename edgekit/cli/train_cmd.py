@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
+
+from edgekit.cli._common import echo_json
 
 # Kept in sync with edgekit.train.recipes.RECIPES by a test; listed here so that
 # `--help` and the choice check import no framework.
@@ -101,7 +101,7 @@ def train_command(
         seed=seed,
     )
     if as_json:
-        click.echo(json.dumps(result.metrics, indent=2))
+        echo_json(result.metrics)
         return
     from rich.console import Console
     from rich.table import Table
