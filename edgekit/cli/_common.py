@@ -8,6 +8,11 @@ from typing import Any
 
 import click
 
+# What --dataset (train, eval) accepts.
+DATA_SOURCES_HELP = (
+    "digits, npz:PATH (arrays x, y[, x_test, y_test]) or images:DIR (a folder per class)."
+)
+
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import echo_json
+from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
 
 
 @click.command("eval")
@@ -13,7 +13,7 @@ from edgekit.cli._common import echo_json
     "--dataset",
     required=True,
     metavar="DATA",
-    help="digits, npz:PATH (arrays x, y[, x_test, y_test]) or images:DIR (a folder per class).",
+    help=DATA_SOURCES_HELP,
 )
 @click.option(
     "--runtime",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import echo_json
+from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
 
 # Kept in sync with edgekit.train.recipes.RECIPES by a test; listed here so that
 # `--help` and the choice check import no framework.
@@ -18,7 +18,7 @@ LR_SCHEDULE_NAMES = ("cosine", "constant", "plateau")
     "--dataset",
     required=True,
     metavar="DATA",
-    help="digits, npz:PATH (arrays x, y[, x_test, y_test]) or images:DIR (a folder per class).",
+    help=DATA_SOURCES_HELP,
 )
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Output folder to write."
