@@ -28,9 +28,21 @@ code{background:#f6f6f6;padding:0 .2em}
 """
 
 
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(fig: Any) -> str:
+    """The figure as base64 PNG; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -42,11 +54,7 @@ def _thin(x: np.ndarray, n: int = 20000) -> np.ndarray:
 
 def distribution_png(result: Comparison) -> str:
     """Violin + box plot of each report's latency samples (ms)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     data = [_thin(np.asarray(r["samples_ns"], dtype=np.float64) / 1e6) for r in result.reports]
     fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * len(data)))
     pos = np.arange(1, len(data) + 1)
@@ -67,18 +75,12 @@ def distribution_png(result: Comparison) -> str:
     ax.set_xlabel("latency per call (ms), 0.5th-99.5th percentile shown; red = median")
     ax.set_title("Latency distribution per report")
     ax.grid(axis="x", alpha=0.3)
-    out = _png(fig)
-    plt.close(fig)
-    return out
+    return _png(fig)
 
 
 def ratio_png(result: Comparison) -> str:
     """Median ratio (candidate / baseline) of each pair with its bootstrap CI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     pairs = result.pairs
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.6 * len(pairs)))
     colors = {"regression": "#c0392b", "improvement": "#27ae60"}
@@ -100,9 +102,7 @@ def ratio_png(result: Comparison) -> str:
                   f"(dashed: ±{result.threshold:.0%} threshold)")  # fmt: skip
     ax.set_title("Median latency ratio per pair (>1 = slower)")
     ax.grid(axis="x", alpha=0.3)
-    out = _png(fig)
-    plt.close(fig)
-    return out
+    return _png(fig)
 
 
 def to_html(result: Comparison) -> str:
