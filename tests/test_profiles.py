@@ -20,6 +20,7 @@ from edgekit.profiles import (
     load_profile,
     validate,
 )
+from tests.conftest import assert_user_error
 from tests.conftest import run_cli as edgekit_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -261,12 +262,10 @@ def test_runnable_here() -> None:
 
 
 def _assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    """conftest's check, and stricter: profile errors come before any framework loads, so
+    stderr holds nothing but the sentence."""
+    assert_user_error(result, *needles)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def _user_file(tmp_path: Path, text: str, name: str = "rpi-custom.toml") -> str:
