@@ -276,24 +276,25 @@ TFLITE = _read_models((".tflite",))
 ONNX = _read_models((".onnx",))
 
 
+def _mutated_model(work_dir: Path, data: st.DataObject, models: dict[str, bytes]) -> None:
+    """Write a mutated copy of one of `models` and read it as a user would."""
+    _skip_without(models)
+    name = data.draw(st.sampled_from(sorted(models)), label="model")
+    path = work_dir / name
+    path.write_bytes(data.draw(mutated_bytes(models[name]), label="bytes"))
+    exercise_model(path)
+
+
 @fuzz_settings()
 @given(data=st.data())
 def test_tflite_bytes(work_dir: Path, data: st.DataObject) -> None:
-    _skip_without(TFLITE)
-    name = data.draw(st.sampled_from(sorted(TFLITE)), label="model")
-    path = work_dir / name
-    path.write_bytes(data.draw(mutated_bytes(TFLITE[name]), label="bytes"))
-    exercise_model(path)
+    _mutated_model(work_dir, data, TFLITE)
 
 
 @fuzz_settings()
 @given(data=st.data())
 def test_onnx_bytes(work_dir: Path, data: st.DataObject) -> None:
-    _skip_without(ONNX)
-    name = data.draw(st.sampled_from(sorted(ONNX)), label="model")
-    path = work_dir / name
-    path.write_bytes(data.draw(mutated_bytes(ONNX[name]), label="bytes"))
-    exercise_model(path)
+    _mutated_model(work_dir, data, ONNX)
 
 
 _ONNX_FIELD_EDITS = ("dims", "data_type", "raw_data", "external", "input_dim", "elem_type",
