@@ -46,6 +46,16 @@ def check_unsupported(src: Model, logs: list[str], proto: object | None) -> None
         )
 
 
+def save_result(src: Model, out: Path, logs: list[str], proto: object, precision: str) -> None:
+    """Refuse a graph tf2onnx left ops unconverted in, else write it (as fp16 when asked)."""
+    from tf2onnx import utils
+
+    check_unsupported(src, logs, proto)
+    utils.save_protobuf(str(out), proto)
+    if precision == "fp16":
+        onnx_to_fp16(out, out)
+
+
 def _shape_override(src_sig: object, input_shapes: dict[str, tuple[int, ...]]) -> dict | None:
     return {f"{k}:0": list(v) for k, v in input_shapes.items()} or None
 
@@ -54,7 +64,7 @@ def convert_savedmodel(sm_path: Path, src: Model, out: Path, opts: EdgeOptions) 
     quiet_tensorflow()
     require("tf2onnx", "tf2onnx")
     from tf2onnx import convert as t2o
-    from tf2onnx import tf_loader, utils
+    from tf2onnx import tf_loader
 
     with captured_logs("tf2onnx") as logs:
         try:
@@ -78,10 +88,7 @@ def convert_savedmodel(sm_path: Path, src: Model, out: Path, opts: EdgeOptions) 
             raise UnsupportedModelError(
                 f"{src.path}: tf2onnx cannot convert this model: {reason(exc)}"
             ) from None
-    check_unsupported(src, logs, proto)
-    utils.save_protobuf(str(out), proto)
-    if opts.precision == "fp16":
-        onnx_to_fp16(out, out)
+    save_result(src, out, logs, proto, opts.precision)
 
 
 def run(src: Model, out: Path, opts: EdgeOptions) -> Path:

@@ -6,13 +6,12 @@ from pathlib import Path
 
 from edgekit.convert._common import (
     captured_logs,
-    onnx_to_fp16,
     quiet_tensorflow,
     reason,
     require,
 )
 from edgekit.convert.graph import EdgeOptions
-from edgekit.convert.tf_onnx import DEFAULT_OPSET, check_unsupported
+from edgekit.convert.tf_onnx import DEFAULT_OPSET, check_unsupported, save_result
 from edgekit.errors import UnsupportedModelError
 from edgekit.model import Model
 
@@ -21,7 +20,6 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
     quiet_tensorflow()
     require("tf2onnx", "tf2onnx")
     from tf2onnx import convert as t2o
-    from tf2onnx import utils
 
     if str(src.format) == "tflite":
         from edgekit.verify import repaired_tflite
@@ -45,8 +43,5 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
             raise UnsupportedModelError(
                 f"{src.path}: tf2onnx cannot convert this TFLite model: {reason(exc)}"
             ) from None
-    check_unsupported(src, logs, proto)
-    utils.save_protobuf(str(out), proto)
-    if opts.precision == "fp16":
-        onnx_to_fp16(out, out)
+    save_result(src, out, logs, proto, opts.precision)
     return out
