@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,15 +20,40 @@ import numpy as np
 Progress = Callable[[str, float], None]
 
 
-def _rules(protocol: Any, warm: bool) -> tuple[int, int, int]:
+@dataclass(frozen=True)
+class _Rules:
+    """When a phase stops: min_runs AND min_ns both met, or max_ns, or max_runs."""
+
+    min_runs: int
+    min_ns: int
+    max_ns: int
+    max_runs: int
+
+    def stop(self, n: int, elapsed_ns: int) -> str | None:
+        """The stop reason once a rule is met after `n` requests, else None."""
+        if n >= self.min_runs and elapsed_ns >= self.min_ns:
+            return "min_runs_and_min_time"
+        if elapsed_ns >= self.max_ns:
+            return "max_time"
+        if n >= self.max_runs:
+            return "max_runs"
+        return None
+
+    def progress(self, elapsed_ns: int) -> float:
+        return min(1.0, elapsed_ns / max(self.min_ns, 1))
+
+
+def _rules(protocol: Any, warm: bool) -> _Rules:
+    max_runs = protocol.max_runs or (1 << 62)
     if warm:
-        return (
+        return _Rules(
             protocol.warmup_runs,
             int(protocol.warmup_time_s * 1e9),
             int(max(protocol.warmup_time_s, protocol.warmup_max_time_s) * 1e9),
+            max_runs,
         )
     max_ns = int(protocol.max_time_s * 1e9) if protocol.max_time_s else 1 << 62
-    return max(1, protocol.min_runs), int(protocol.min_time_s * 1e9), max_ns
+    return _Rules(max(1, protocol.min_runs), int(protocol.min_time_s * 1e9), max_ns, max_runs)
 
 
 def _openvino(
@@ -43,32 +69,22 @@ def _openvino(
     queue.set_callback(lambda request, start: done.append(pc() - start))
 
     def phase(warm: bool) -> tuple[str, float]:
-        min_runs, min_ns, max_ns = _rules(protocol, warm)
-        max_runs = protocol.max_runs or (1 << 62)
+        rules = _rules(protocol, warm)
         done.clear()
         start = pc()
         next_tick = start + 100_000_000
-        i, reason = 0, "min_runs_and_min_time"
+        i, reason = 0, None
         try:
-            while True:
+            while reason is None:
                 # wait for a free request first, so a sample does not include queueing
                 queue.get_idle_request_id()
                 queue.start_async(arrays[i % len(arrays)], userdata=pc(), share_inputs=True)
                 i += 1
                 now = pc()
-                if i >= min_runs and now - start >= min_ns:
-                    break
-                if now - start >= max_ns:
-                    reason = "max_time"
-                    break
-                if i >= max_runs:
-                    reason = "max_runs"
-                    break
-                if progress is not None and now >= next_tick:
+                reason = rules.stop(i, now - start)
+                if reason is None and progress is not None and now >= next_tick:
                     next_tick = now + 100_000_000
-                    progress(
-                        "warm-up" if warm else "steady", min(1.0, (now - start) / max(min_ns, 1))
-                    )
+                    progress("warm-up" if warm else "steady", rules.progress(now - start))
         except KeyboardInterrupt:
             if warm or i == 0:
                 raise
@@ -96,8 +112,7 @@ def _threads(
     pc = time.perf_counter_ns
 
     def phase(warm: bool) -> tuple[list[list[int]], str, float]:
-        min_runs, min_ns, max_ns = _rules(protocol, warm)
-        max_runs = protocol.max_runs or (1 << 62)
+        rules = _rules(protocol, warm)
         stop = threading.Event()
         per: list[list[int]] = [[] for _ in callables]
 
@@ -115,22 +130,14 @@ def _threads(
         start = pc()
         for t in threads:
             t.start()
-        reason = "min_runs_and_min_time"
+        reason = None
         try:
-            while True:
+            while reason is None:
                 time.sleep(0.005)
-                n = sum(len(p) for p in per)
                 elapsed = pc() - start
-                if n >= min_runs and elapsed >= min_ns:
-                    break
-                if elapsed >= max_ns:
-                    reason = "max_time"
-                    break
-                if n >= max_runs:
-                    reason = "max_runs"
-                    break
-                if progress is not None:
-                    progress("warm-up" if warm else "steady", min(1.0, elapsed / max(min_ns, 1)))
+                reason = rules.stop(sum(len(p) for p in per), elapsed)
+                if reason is None and progress is not None:
+                    progress("warm-up" if warm else "steady", rules.progress(elapsed))
         except KeyboardInterrupt:
             if warm:
                 raise
