@@ -335,7 +335,7 @@ def test_bench_reads_a_real_deploy_bundle(onnx_model: Path, tmp_path: Path) -> N
 def test_certify_preset_is_60_seconds_and_max_time_still_bounds_it(
     onnx_model: Path, tmp_path: Path
 ) -> None:
-    from edgekit.bench.harness import Protocol
+    from edgekit.bench.protocol import Protocol
 
     assert Protocol.certify().min_time_s == 60.0 and Protocol().min_time_s <= 5.0
     out = tmp_path / "c.json"

@@ -102,48 +102,9 @@ def latencies(
 
 
 def op_times(path: Path, feed: np.ndarray, *, runtime: str, threads: int | None = 1) -> dict:
-    """Time per op type in ms (ONNX Runtime profiling, OpenVINO profiling info), or the op
-    histogram for LiteRT, whose Python interpreter exposes no per-op timings."""
-    if runtime == "onnxruntime":
-        import json
+    """Time per op type on `runtime` for one sample `feed` (`Session.op_times`: ms per
+    inference where the runtime profiles, else the op histogram with the unit "op count")."""
+    from edgekit.runtimes import open_session
 
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.enable_profiling = True
-        so.log_severity_level = 3
-        so.intra_op_num_threads = threads or 0
-        so.profile_file_prefix = str(Path(path).parent / ".ek_profile")
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        x = feed.astype(np.float32)
-        for _ in range(10):
-            sess.run(None, {name: x})
-        prof = sess.end_profiling()
-        events = json.loads(Path(prof).read_text())
-        Path(prof).unlink(missing_ok=True)
-        out: dict[str, float] = {}
-        for e in events:
-            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-                op = e.get("args", {}).get("op_name", "?")
-                out[op] = out.get(op, 0.0) + e["dur"] / 1e3 / 10
-        return {"unit": "ms per inference", "ops": out}
-    if runtime == "openvino":
-        import openvino as ov
-
-        core = ov.Core()
-        cfg: dict[str, Any] = {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32"}
-        if threads:
-            cfg["INFERENCE_NUM_THREADS"] = threads
-        compiled = core.compile_model(str(path), "CPU", cfg)
-        req = compiled.create_infer_request()
-        for _ in range(10):
-            req.infer([feed.astype(np.float32)])
-        out = {}
-        for info in req.get_profiling_info():
-            key = f"{info.node_type} ({info.exec_type})"
-            out[key] = out.get(key, 0.0) + info.real_time.total_seconds() * 1e3
-        return {"unit": "ms per inference", "ops": out}
-    from edgekit.model import load
-
-    return {"unit": "op count", "ops": dict(load(path).op_histogram)}
+    with open_session(path, runtime, threads=threads) as session:
+        return session.op_times(feeds(feed, session.signature.inputs[0], 1, limit=1)[0])

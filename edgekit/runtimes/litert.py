@@ -29,7 +29,7 @@ def _interpreter_module() -> tuple[str, Any]:
             except ImportError:  # tflite_runtime 2.14 breaks under numpy 2
                 continue
     raise MissingDependencyError(
-        "no TFLite interpreter is installed; run: pip install ai-edge-litert"
+        "no TFLite interpreter is installed (ai-edge-litert); run: pip install 'edgekit[litert]'"
     )
 
 
@@ -55,6 +55,9 @@ def _explain(model: Model, exc: BaseException) -> str:
 class LiteRTSession(Session):
     runtime = "litert"
     timed_region = "input copy (set_tensor) + invoke + output copy (get_tensor)"
+    # an interpreter is not thread-safe; op_times stays the base op histogram, since the
+    # Python interpreter exposes no per-op timings
+    concurrency_note = "one interpreter per thread"
 
     def __init__(self, model: Model, interpreter: Any, device: str, threads: int | None) -> None:
         super().__init__(model, model.signature)
@@ -142,6 +145,7 @@ class LiteRT(Runtime):
     name = "litert"
     formats = ("tflite",)
     package = "ai-edge-litert"
+    extra = "litert"
 
     @classmethod
     def available(cls) -> bool:
@@ -160,7 +164,12 @@ class LiteRT(Runtime):
 
     @classmethod
     def interpreter_package(cls) -> str:
+        """The package whose interpreter runs models here (importing it)."""
         return _interpreter_module()[0]
+
+    @classmethod
+    def import_framework(cls) -> None:
+        _interpreter_module()
 
     @classmethod
     def open(
