@@ -291,7 +291,7 @@ def _resolve_protocol(
 def _bundle(path: Path) -> dict[str, Any]:
     """Model path and runtime settings from a deploy bundle, via edgekit.deploy.load_bundle."""
     try:
-        from edgekit.deploy import load_bundle  # type: ignore[attr-defined]
+        from edgekit.deploy.bundle import load_bundle
     except ImportError:
         raise BundleError(
             f"{path}: is a deploy bundle, and this edgekit cannot read bundles yet; "
