@@ -139,7 +139,7 @@ def _make_model(
 ) -> _Made:  # fmt: skip
     """The model in the profile's format at `chosen`: the source itself, a conversion
     (verified against the source), or the optimizer's quantized model."""
-    from edgekit.deploy.assemble import same_format_copy
+    from edgekit.deploy.assemble import same_format_copy, writes_fp16
     from edgekit.deploy.precision import default_optimizer
     from edgekit.errors import BundleError
 
@@ -167,7 +167,7 @@ def _make_model(
     elif str(src.format) == prof.format:
         made.model, notes = same_format_copy(src, float_precision, work)
         warnings += notes
-        if verify and float_precision == "fp16" and prof.format != "tflite":
+        if verify and float_precision == "fp16" and writes_fp16(prof.format):
             made.parity = _verify(src, made.model, "fp16", tolerance, shapes)
     else:
         from edgekit.convert import convert

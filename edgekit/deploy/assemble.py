@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from edgekit.profiles import Profile
 
 __all__ = ["archive_bundle", "check_out_folder", "copy_model", "hash_files", "run_compiler",
-           "same_format_copy", "write_runner"]  # fmt: skip
+           "same_format_copy", "write_runner", "writes_fp16"]  # fmt: skip
 
 RUNNER = Path(__file__).with_name("runner.py")
 
@@ -75,6 +75,11 @@ _FP16_WRITERS: dict[str, Callable[[Model, Path], Path]] = {
 _REPAIRS: dict[str, Callable[[Model, Path], tuple[Model, str] | None]] = {
     "tflite": _tflite_repair,
 }
+
+
+def writes_fp16(fmt: str) -> bool:
+    """Whether a model already in `fmt` can be stored in fp16 without its Keras source."""
+    return fmt in _FP16_WRITERS
 
 
 def same_format_copy(src: Model, precision: str, work: Path) -> tuple[Model, list[str]]:
