@@ -42,7 +42,7 @@ __all__ = [
 
 def _bundle(path: Path) -> dict[str, Any]:
     """Model path and runtime settings from a deploy bundle (checked by its checksums)."""
-    from edgekit.deploy import load_bundle
+    from edgekit.deploy.bundle import load_bundle
 
     b = load_bundle(path)
     return {

@@ -176,6 +176,49 @@ class Runtime(abc.ABC):
                 f"`edgekit convert {model.path.name} --to {cls.formats[0]}`"
             )
 
+    # --- what a deploy bundle needs from its runtime (edgekit.deploy asks these) ---
+
+    @classmethod
+    def serves(cls, profile_runtime: str) -> bool:
+        """True when this runtime runs, on a host, the models of a profile that names
+        `profile_runtime` (a microcontroller runtime's models run on its desktop sibling)."""
+        return profile_runtime == cls.name
+
+    @classmethod
+    def bundle_requirement(cls, providers: Sequence[str] = ()) -> dict[str, Any]:
+        """What a bundle pins to run on the target, given the profile's execution providers.
+
+        Keys: ``package`` (the pip distribution), ``requirement`` (its pip line, at
+        least this host's major.minor), ``alternatives`` (other packages that work),
+        ``module`` (what the bundle's run.py imports).
+        """
+        return {"package": cls.package, "requirement": cls.min_requirement(cls.package),
+                "alternatives": [], "module": cls.package.replace("-", "_")}  # fmt: skip
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        """Where to run, on this host, a model meant for `device` (with the target's execution
+        `providers` and LiteRT `delegate`): ``(device, provider, note)``, where `note` says
+        why the host differs from the target, or is None when it runs it as the target would.
+
+        The default runs on the CPU and says so when the target's device is another one.
+        """
+        note = None if device == "CPU" else f"{device} is not present here; measured on CPU"
+        return "CPU", (providers[0] if providers else None), note
+
+    @staticmethod
+    def min_requirement(dist: str) -> str:
+        """``dist>=MAJOR.MINOR`` of the installed distribution, or the bare name if absent."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version(dist)
+        except PackageNotFoundError:
+            return dist
+        return f"{dist}>={'.'.join(installed.split('.')[:2])}"
+
 
 def first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -197,3 +197,25 @@ class LiteRT(Runtime):
                 f"{model.path}: LiteRT refuses this model: {_explain(model, exc)}"
             ) from None
         return LiteRTSession(model, interp, "CPU", threads)
+
+    # --- what a deploy bundle needs (see Runtime) ---
+
+    @classmethod
+    def serves(cls, profile_runtime: str) -> bool:
+        # TFLite Micro runs the same flatbuffers; a host checks them with LiteRT.
+        return profile_runtime in (cls.name, "tflite-micro")
+
+    @classmethod
+    def bundle_requirement(cls, providers: Sequence[str] = ()) -> dict[str, Any]:
+        return {"package": cls.package, "requirement": cls.min_requirement(cls.package),
+                "alternatives": ["tflite-runtime", "tensorflow"],
+                "module": "ai_edge_litert"}  # fmt: skip
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        note = None
+        if device != "CPU" or (delegate or "none") not in ("none", "xnnpack"):
+            note = f"the {delegate or device} delegate runs on the target only; measured on CPU"
+        return "CPU", (providers[0] if providers else None), note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +203,27 @@ class OnnxRuntime(Runtime):
                 f"{model.path}: ONNX Runtime refuses this model: {_explain(exc)}"
             ) from None
         return OrtSession(model, sess, chosen, threads, providers=providers, options=options)
+
+    # --- what a deploy bundle needs (see Runtime) ---
+
+    @classmethod
+    def bundle_requirement(cls, providers: Sequence[str] = ()) -> dict[str, Any]:
+        # The CUDA and TensorRT providers ship in onnxruntime-gpu, QNN in onnxruntime-qnn.
+        gpu = any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in providers)
+        pkg = "onnxruntime-gpu" if gpu else cls.package
+        alts = ["onnxruntime-qnn"] if "QNNExecutionProvider" in providers else []
+        req = cls.min_requirement(cls.package).replace(cls.package, pkg, 1)
+        return {"package": pkg, "requirement": req, "alternatives": alts, "module": "onnxruntime"}
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        present = cls.devices()
+        usable = [p for p in providers if p in present]
+        wanted = providers[0] if providers else None
+        note = None
+        if wanted not in present:
+            note = f"{wanted} is not available here; measured on {usable[0] if usable else 'CPU'}"
+        provider = usable[0] if usable else "CPUExecutionProvider"
+        return ("CPU" if provider == "CPUExecutionProvider" else device), provider, note

@@ -268,3 +268,18 @@ class OpenVINO(Runtime):
                 f"{model.path}: OpenVINO cannot compile this model for {device}: {explain_error(exc)}"
             ) from None
         return OpenVINOSession(model, compiled, device, threads, config=config)
+
+    # --- what a deploy bundle needs (see Runtime) ---
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        try:
+            present = cls.devices()
+        except Exception:  # a broken openvino install: opening the session will say why
+            present = []
+        provider = providers[0] if providers else None
+        if device in present or device == "AUTO":
+            return device, provider, None
+        return "CPU", provider, f"{device} is not present here; measured on CPU"
