@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from edgekit.optimize.base import Pass
+from typing import Any
 
 # Every precision a pass can make, in the order help texts list them.
 PRECISIONS = ("int8", "int8-float-fallback", "fp16", "dynamic", "int16x8", "fp32")
@@ -79,12 +76,13 @@ def quantizer_for(fmt: str) -> PassInfo | None:
     return next((p for p in PASSES.values() if p.kind == "quantize" and p.produces == fmt), None)
 
 
-def pass_class(name: str) -> type[Pass]:
-    """The class behind pass `name`, imported on first use."""
+def pass_class(name: str) -> type:
+    """The class behind pass `name` (an `edgekit.optimize.base.Pass`), imported on first use."""
     module, attr = PASSES[name].target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def get_pass(name: str) -> Pass:
-    """An instance of pass `name` (its module imported on first use)."""
+def get_pass(name: str) -> Any:
+    """An instance of pass `name`, an `edgekit.optimize.base.Pass` (its module imported on
+    first use)."""
     return pass_class(name)()
