@@ -91,6 +91,17 @@ class QuantizeTemplate:
         _check(tiny, out, min_cos)
         self.check(tiny, out, case)
 
+    def test_the_pass_is_the_backend_behind_the_table(self, tiny: dict) -> None:
+        from edgekit.model import load
+        from edgekit.optimize import get_pass, quantizer_for
+        from edgekit.optimize.quantize import QuantizeConfig
+
+        info = quantizer_for(self.FORMAT)
+        out = self.out(tiny, "pass-fp16")
+        res = get_pass(info.name).run(self.source(tiny), QuantizeConfig("fp16"), out)
+        assert (res.path, res.format, res.precision) == (out, self.FORMAT, "fp16")
+        assert str(load(out).format) == self.FORMAT
+
     def test_layer_errors_rank_layers(self, tiny: dict, capsys: pytest.CaptureFixture) -> None:
         errs = layer_errors(self.source(tiny), self.FORMAT, tiny["x"][:16])
         assert "Saved artifact" not in capsys.readouterr().out  # Keras export's listing stays off

@@ -28,7 +28,15 @@ from edgekit.optimize.candidates import (
     rounded,
 )
 from edgekit.optimize.data import Data
-from edgekit.optimize.passes import INT8, PASSES, PassInfo, get_pass, passes_for, quantizer_for
+from edgekit.optimize.passes import (
+    INT8,
+    PASSES,
+    PassInfo,
+    fine_tunes,
+    get_pass,
+    passes_for,
+    quantizer_for,
+)
 from edgekit.runtimes.base import first_line
 
 EVAL_BATCH = 64
@@ -161,10 +169,11 @@ def baseline(run: Run) -> None:
     and the float model the quantizer starts from."""
     run.say("converting the source to the profile's format (fp32 baseline)")
     src, fmt = run.src, run.fmt
-    base_path = (
-        src.path if run.src_fmt == fmt else convert_fp32(src, fmt, run.work / "baseline", run.warnings)
-    )  # fmt: skip
-    if any(p.needs_data and run.src_fmt in p.accepts for p in PASSES.values()):
+    if run.src_fmt == fmt:
+        base_path = src.path
+    else:
+        base_path = convert_fp32(src, fmt, run.work / "baseline", run.warnings)
+    if fine_tunes(run.src_fmt):
         from edgekit.formats.keras import load_keras
 
         run.km = load_keras(src)  # the in-memory model that fine-tuning passes work on

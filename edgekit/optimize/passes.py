@@ -71,6 +71,11 @@ def passes_for(fmt: str, kind: str | None = None) -> list[PassInfo]:
     return [p for p in PASSES.values() if fmt in p.accepts and (kind is None or p.kind == kind)]
 
 
+def fine_tunes(fmt: str) -> bool:
+    """Whether a pass that fine-tunes (and so works on the in-memory source) takes `fmt`."""
+    return any(p.needs_data and fmt in p.accepts for p in PASSES.values())
+
+
 def quantizer_for(fmt: str) -> PassInfo | None:
     """The quantization pass that writes `fmt` models, or None when there is none."""
     return next((p for p in PASSES.values() if p.kind == "quantize" and p.produces == fmt), None)

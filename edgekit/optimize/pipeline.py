@@ -17,7 +17,7 @@ from typing import Any
 
 from edgekit.errors import InputError, UnsupportedModelError
 from edgekit.optimize import _tools as T
-from edgekit.optimize.passes import PASSES, QUANTIZE_CHOICES, quantizer_for
+from edgekit.optimize.passes import QUANTIZE_CHOICES, fine_tunes, quantizer_for
 from edgekit.outputs import atomic_dir, output_lock
 
 
@@ -146,11 +146,6 @@ def optimize(
 
 
 # --- what the run can do, from the conversion graph and the pass table -------------------
-
-
-def fine_tunes(fmt: str) -> bool:
-    """Whether a pass that fine-tunes (and so works on the source itself) takes `fmt`."""
-    return any(p.needs_data and fmt in p.accepts for p in PASSES.values())
 
 
 def _reaches(src_fmt: str, dst: str) -> bool:
