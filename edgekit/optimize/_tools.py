@@ -1,28 +1,18 @@
-"""Small private helpers of the optimize flow, built on the shared modules: feeds cut from
-sample arrays (`edgekit.evaluate.quantize`), interleaved latency (`edgekit.bench`), gzip
-size and per-op profiles (what no shared module offers)."""
+"""Small helpers of the optimize flow that no shared module offers: the model file name
+of each format, the measuring runtime, gzip size and per-op profiles."""
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# File name of a model of each format inside an output folder.
-MODEL_FILE = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
+from edgekit.convert.graph import SUFFIX
 
-# Latency of one candidate: short, since the flow measures several. Each model gets
-# ROUNDS short harness runs, taken round-robin over the models (in reverse order every
-# other round), so that a shared machine's drift spreads evenly over them.
-ROUNDS = 2  # A B C, then C B A: cancels a linear drift
-MIN_TIME_S = 1.0  # per model, over all its rounds
-MAX_TIME_S = 10.0  # per run
-MIN_RUNS = 10  # per run
-WARMUP = "0.2s"  # per run: each run loads the model afresh
-BENCH_SAMPLES = 16  # distinct eval samples the harness rotates over
+# File name of a model of each format inside an output folder.
+MODEL_FILE = {fmt: f"model{suffix}" for fmt, suffix in SUFFIX.items() if suffix}
 
 
 def runtime_for(fmt: str, profile_runtime: str | None = None) -> str:
@@ -39,66 +29,6 @@ def gzip_bytes(path: Path) -> int:
     from edgekit.model import load
 
     return sum(len(gzip.compress(p.read_bytes(), 9)) for p in load(path).files)
-
-
-def feeds(x: np.ndarray, spec: Any, batch: int, limit: int | None = None) -> list[dict]:
-    """`x` cut into feeds of `spec`'s input: batches of `batch` samples (the input's fixed
-    batch when it has one; a short last batch is padded by repeating its last sample),
-    quantized to the input's dtype with `edgekit.evaluate.quantize`."""
-    from edgekit.evaluate import quantize
-
-    shape = spec.shape
-    fixed = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
-    step = fixed or batch
-    out = []
-    for start in range(0, len(x), step):
-        chunk = np.asarray(x[start : start + step], np.float32)
-        if fixed and len(chunk) < step:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), axis=0)])
-        out.append({spec.name: quantize(chunk, spec)})
-        if limit is not None and len(out) == limit:
-            break
-    return out
-
-
-def latencies(
-    paths: Sequence[Path],
-    x: np.ndarray,
-    *,
-    runtime: str,
-    threads: int | None,
-    rounds: int = ROUNDS,
-    min_time: float = MIN_TIME_S,
-) -> list[dict[str, Any]]:
-    """Latency statistics (ms) of each model on the same eval samples, measured
-    interleaved: `rounds` short `edgekit.bench.benchmark` runs per model, round-robin,
-    every other round in reverse order. Each dict is the harness's statistics
-    (`edgekit.bench.stats.summarize`: median, its confidence interval, percentiles...)
-    of the model's samples from all its rounds, with its runs' stop reasons and warnings."""
-    from edgekit.bench import benchmark
-    from edgekit.bench.stats import QUANTILE_METHOD_NAME, summarize
-    from edgekit.model import load
-
-    models = [load(p) for p in paths]
-    inputs = [feeds(x, m.signature.inputs[0], 1, limit=BENCH_SAMPLES) for m in models]
-    reports: list[list[Any]] = [[] for _ in models]
-    for r in range(rounds):
-        order = range(len(models)) if r % 2 == 0 else reversed(range(len(models)))
-        for i in order:
-            reports[i].append(benchmark(
-                models[i], runtime=runtime, threads=threads, batch=1, inputs=inputs[i],
-                warmup=WARMUP, min_time=min_time / rounds, max_time=MAX_TIME_S,
-                min_runs=MIN_RUNS, stop_on_interrupt=True,
-            ))  # fmt: skip
-    out = []
-    for reps in reports:
-        lat = summarize(np.concatenate([np.asarray(rep.samples_ns) for rep in reps]))
-        lat["quantile_method"] = QUANTILE_METHOD_NAME
-        lat["runs"] = len(reps)
-        lat["stop_reasons"] = sorted({rep["protocol"]["stop_reason"] for rep in reps})
-        lat["warnings"] = list(dict.fromkeys(w for rep in reps for w in rep.warnings))
-        out.append(lat)
-    return out
 
 
 def op_times(path: Path, feed: np.ndarray, *, runtime: str, threads: int | None = 1) -> dict:
