@@ -22,6 +22,11 @@ RUNTIMES: dict[str, str] = {
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
 }
 
+# Runtimes that check results but are never benchmarked, listed or chosen by default.
+REFERENCE_RUNTIMES: dict[str, str] = {
+    "onnx-reference": "edgekit.runtimes.onnx_reference:OnnxReference",
+}
+
 # The runtime a format runs on when the user names none.
 DEFAULT_RUNTIME = {
     "tflite": "litert",
@@ -33,7 +38,7 @@ DEFAULT_RUNTIME = {
 
 def get_runtime(name: str) -> type[Runtime]:
     """The Runtime class registered under `name`."""
-    target = RUNTIMES.get(name)
+    target = RUNTIMES.get(name) or REFERENCE_RUNTIMES.get(name)
     if target is None:
         raise EdgekitError(f"unknown runtime {name!r}; valid runtimes: {', '.join(RUNTIMES)}")
     module, attr = target.split(":")
