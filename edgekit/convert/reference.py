@@ -7,7 +7,8 @@ source has a chain, because ONNX Runtime no longer implements old opsets
 1. ONNX Runtime on the source;
 2. else the ONNX reference evaluator (`onnx.reference`, the specification's own
    implementation) on the source, confirmed where possible by ONNX Runtime on the
-   source upgraded with `onnx.version_converter`;
+   source upgraded with `onnx.version_converter` (when the two disagree, neither
+   is trusted);
 3. else ONNX Runtime on the upgraded source, itself checked against the reference
    evaluator on the same inputs (the upgraded graph is one the evaluator may run).
 
@@ -134,10 +135,15 @@ def _onnx_chain(src: Model, feeds: list[dict[str, np.ndarray]], ort_error: str) 
         else:
             if ort_up is not None:
                 differ = _agree(spec, ort_up)
-                if differ is None:
-                    notes.append(f"confirmed by {upgrade}")
-                else:
-                    notes.append(f"{upgrade} disagrees ({differ}); the specification is kept")
+                if differ is not None:
+                    # One of the two is wrong (the evaluator ignores some legacy attributes,
+                    # such as Add-6's broadcast axis), and nothing says which: no reference.
+                    raise ReferenceUnavailable(
+                        f"the references disagree: ONNX Runtime cannot run the source "
+                        f"({ort_error}), and the ONNX reference evaluator and {upgrade} "
+                        f"differ on it ({differ})"
+                    )
+                notes.append(f"confirmed by {upgrade}")
             return Reference(feeds, spec, "onnx-reference", notes)
         notes.append(f"the ONNX reference evaluator cannot run the source ({spec_error})")
         if ort_up is None:

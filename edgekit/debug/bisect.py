@@ -87,8 +87,12 @@ class _Cutter:
         import onnx
 
         outputs = [o for o in self.nodes[end].output if o]
+        inputs = self.inputs_of(start, end)
+        for name in (*inputs, *outputs):
+            # A value shape inference cannot type (a custom-domain op's output) is still a cut.
+            self.extractor.value_infos.setdefault(name, onnx.ValueInfoProto(name=name))
         try:
-            sub = self.extractor.extract_model(self.inputs_of(start, end), outputs)
+            sub = self.extractor.extract_model(inputs, outputs)
         except Exception:  # noqa: BLE001 - a cut the extractor cannot type: not a candidate
             return None
         path = self.work / f"cut_{start}_{end}.onnx"

@@ -28,6 +28,22 @@ def node_outputs(proto: object) -> list[tuple[str, str, str]]:
     return out
 
 
+def quantized_images(proto: object) -> dict[str, str]:
+    """value -> the output of the QuantizeLinear/DequantizeLinear pair that quantizes it.
+
+    In a QDQ model that value, not the float one, is what the next layer reads,
+    so it is the one to compare with the float source (as ONNX Runtime's
+    ``qdq_loss_debug`` pairs them).
+    """
+    made_by = {o: n for n in proto.graph.node for o in n.output}  # type: ignore[attr-defined]
+    images = {}
+    for node in proto.graph.node:  # type: ignore[attr-defined]
+        q = made_by.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if q is not None and q.op_type == "QuantizeLinear":
+            images[q.input[0]] = node.output[0]
+    return images
+
+
 def onnx_values(model: Model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every node output of an ONNX model on `feeds`, by name."""
     import onnx
@@ -94,8 +110,14 @@ def values_of(
     """Intermediate values of `model` (any format) whose names are in `wanted`."""
     fmt = str(model.format)
     if fmt == "onnx":
+        import onnx
+
         wanted = set(wanted)
-        return {k: v for k, v in onnx_values(model, feeds).items() if k in wanted}
+        values = onnx_values(model, feeds)
+        for name, image in quantized_images(onnx.load(str(model.path))).items():
+            if image in values:
+                values[name] = values[image]
+        return {k: v for k, v in values.items() if k in wanted}
     if fmt == "openvino":
         return openvino_values(model, feeds, wanted)
     raise EdgekitError(f"{model.path}: edgekit cannot mark intermediate values of {fmt} models")
