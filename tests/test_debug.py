@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_user_error, run_cli
 
 pytest.importorskip("onnx")
@@ -95,8 +94,9 @@ def _qdq(path: Path, scales: dict[str, float]) -> Path:
                       numpy_helper.from_array(np.array(0, np.uint8), f"z{i}")]  # fmt: skip
             nodes += [
                 helper.make_node("QuantizeLinear", [x, f"s{i}", f"z{i}"], [f"{x}_q"], name=f"q{i}"),
-                helper.make_node("DequantizeLinear", [f"{x}_q", f"s{i}", f"z{i}"], [f"{x}_dq"],
-                                 name=f"dq{i}"),  # fmt: skip
+                helper.make_node(
+                    "DequantizeLinear", [f"{x}_q", f"s{i}", f"z{i}"], [f"{x}_dq"], name=f"dq{i}"
+                ),  # fmt: skip
             ]
             x = f"{x}_dq"
     return _save(nodes, inits, [4, 8], path)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_user_error, run_cli
 
 pytest.importorskip("onnx")

@@ -336,8 +336,10 @@ def _check(src: Model, result: Model, reference: Any, opts: EdgeOptions, toleran
     feeds, outs = reference.feeds, reference.outputs
     precision = "int8" if model_precision(src) == "int8" else opts.precision
     sig = src.signature
-    if precision == "fp32" and tolerance is None and any(
-        t.dtype == "float64" for t in (*sig.inputs, *sig.outputs)
+    if (
+        precision == "fp32"
+        and tolerance is None
+        and any(t.dtype == "float64" for t in (*sig.inputs, *sig.outputs))
     ):
         # A float64 model must come back in float64: a runtime that computes it in float32
         # (OpenVINO's CPU does) overflows beyond 3.4e38 and drops digits, which small
