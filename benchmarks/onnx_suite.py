@@ -8,6 +8,8 @@ f32 inference precision, then compared with the suite's expected outputs:
 
 - "edgekit": ``edgekit.convert.convert(model, "openvino", out)`` (its paths, its
   verification and references), the IR run through edgekit's OpenVINO session;
+- "edgekit-feeds": the same, verified on the suite's own inputs (``convert(feeds=...)``,
+  as a user who passes samples of their data) instead of generated ones;
 - "raw": ``openvino.convert_model`` + ``compile_model(CPU, INFERENCE_PRECISION_HINT=f32)``.
 
 Each result is one of: correct (every output within ``--rtol``/``--atol`` of the
@@ -124,15 +126,26 @@ def run_raw(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
     return {"outcome": "wrong" if why else "correct", "why": why}
 
 
-def run_edgekit(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
-    """edgekit.convert.convert to openvino; the IR run through edgekit's OpenVINO session."""
+def run_edgekit(
+    d: Path, work: Path, rtol: float, atol: float, own_inputs: bool = False
+) -> dict[str, Any]:
+    """edgekit.convert.convert to openvino; the IR run through edgekit's OpenVINO session.
+
+    With `own_inputs`, verification runs on the suite's inputs (``convert(feeds=...)``, as
+    a user passing their own samples) instead of inputs generated from the signature.
+    """
     from edgekit.convert import convert
     from edgekit.errors import EdgekitError
+    from edgekit.model import load
     from edgekit.runtimes import open_session
 
     inputs, want = load_case(d)
+    feeds = None
+    if own_inputs:
+        names = [t.name for t in load(d / "model.onnx").signature.inputs]
+        feeds = [dict(zip(names, inputs, strict=True))]
     try:
-        res = convert(d / "model.onnx", "openvino", work / "ek.xml")
+        res = convert(d / "model.onnx", "openvino", work / "ek.xml", feeds=feeds)
     except EdgekitError as exc:
         return {"outcome": "failed", "why": str(exc)[:400]}
     info = res.to_dict()
@@ -148,7 +161,11 @@ def run_edgekit(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]
     return {"outcome": "wrong" if why else "correct", "why": why, **extra}
 
 
-TOOLS = {"edgekit": run_edgekit, "raw": run_raw}
+def run_edgekit_own_inputs(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
+    return run_edgekit(d, work, rtol, atol, own_inputs=True)
+
+
+TOOLS = {"edgekit": run_edgekit, "edgekit-feeds": run_edgekit_own_inputs, "raw": run_raw}
 
 
 def _line(exc: BaseException) -> str:

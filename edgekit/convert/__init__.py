@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,7 @@ def convert(
     precision: str = "fp32",
     count: int = 4,
     trust_model: bool = False,
+    feeds: Sequence[Mapping[str, Any]] | None = None,
 ) -> ConversionResult:
     """Convert `model` to format `to`, written at `out` (suffix added when missing).
 
@@ -186,7 +187,9 @@ def convert(
     next one is tried. `input_shapes` fixes dynamic input dimensions
     (``{"input": (1, 224, 224, 3)}``); `opset` is the ONNX opset for ONNX results.
     `precision` is "fp32" or "fp16" (weights stored in float16 where the target
-    format supports it). Raises UnsupportedModelError naming every path's reason
+    format supports it). `feeds`, keyed by the source's input names, are the inputs
+    verification runs on (the user's own samples); when None, `count` are generated
+    from the signature. Raises UnsupportedModelError naming every path's reason
     when none converts, VerificationError when some converted but none matched.
     """
     from edgekit.convert._common import quiet_tensorflow
@@ -240,7 +243,7 @@ def convert(
                 parity = None
                 if verify:
                     if reference is None and ref_error is None:
-                        reference, ref_error = _reference(src, opts, count)
+                        reference, ref_error = _reference(src, opts, count, feeds)
                     if ref_error is not None:
                         attempts.append(Attempt(formats, tools, True))
                         raise VerificationError(
@@ -305,14 +308,17 @@ def _strip(message: str, src: Model) -> str:
     return message.rstrip(".")
 
 
-def _reference(src: Model, opts: EdgeOptions, count: int) -> tuple[Any, str | None]:
+def _reference(
+    src: Model, opts: EdgeOptions, count: int, feeds: Sequence[Mapping[str, Any]] | None
+) -> tuple[Any, str | None]:
     """The source's outputs on generated inputs (`edgekit.convert.reference`), or why no
     reference runtime can run the source here."""
     from edgekit.convert.reference import reference_outputs
     from edgekit.inputs import generate_inputs
 
-    shapes = {k: v for k, v in opts.input_shapes.items()}
-    feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
+    if feeds is None:
+        shapes = {k: v for k, v in opts.input_shapes.items()}
+        feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
     try:
         return reference_outputs(src, feeds), None
     except EdgekitError as exc:
