@@ -153,3 +153,29 @@ def test_no_reference_is_said_and_never_verified(tmp_path: Path) -> None:
     model = load(path)
     with pytest.raises(ReferenceUnavailable, match="ONNX Runtime .*reference evaluator"):
         reference_outputs(model, generate_inputs(model.signature, count=1))
+
+
+def test_own_feeds_verify_what_generated_inputs_cannot(tmp_path: Path) -> None:
+    """Gather indices drawn from the signature fall outside the table; the user's do not."""
+    pytest.importorskip("openvino")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.convert import convert
+    from edgekit.errors import VerificationError
+
+    table = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "T")
+    node = helper.make_node("Gather", ["T", "idx"], ["y"], name="lookup")
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("idx", TensorProto.INT64, [5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 4])], [table],
+    )  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "lookup.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(VerificationError, match="cannot be verified"):
+        convert(path, "openvino", tmp_path / "a.xml")
+    assert not (tmp_path / "a.xml").exists()
+    feeds = [{"idx": np.array([0, 2, 1, 1, 0], np.int64)}]
+    res = convert(path, "openvino", tmp_path / "b.xml", feeds=feeds)
+    assert res.verified and res.reference == "onnxruntime"

@@ -327,7 +327,7 @@ def _reference(
 
 def _divergence(src: Model, result: Model, reference: Any, tool: str) -> str:
     """'; the first node that diverges is ...' for a wrong result, or '' when not found."""
-    from edgekit.debug import first_divergence
+    from edgekit.debug.diverge import first_divergence
 
     try:
         found = first_divergence(src, result, reference.feeds[:1])
