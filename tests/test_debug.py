@@ -165,3 +165,27 @@ def test_a_refusal_names_the_next_step(tmp_path: Path) -> None:
     src = _with_unconvertible_node(tmp_path / "m.onnx")
     r = run_cli("convert", str(src), "--to", "openvino", "--out", str(tmp_path / "m.xml"))
     assert_user_error(r, "Inverse", "--opset", "edgekit debug reduce m.onnx --to openvino")
+
+
+def test_a_wrong_conversion_names_the_node_where_it_diverges(tmp_path: Path) -> None:
+    """OpenVINO's CPU computes a float64 model in float32: the refusal names the first node."""
+    pytest.importorskip("openvino")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = numpy_helper.from_array(np.array([1.5, 2.0, 3.0], np.float64), "C")
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu64"),
+        helper.make_node("Add", ["r", "C"], ["e"], name="add64"),
+        helper.make_node("Neg", ["e"], ["y"], name="neg64"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [2, 3])], [c],
+    )  # fmt: skip
+    path = tmp_path / "double.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    r = run_cli("convert", str(path), "--to", "openvino", "--out", str(tmp_path / "d.xml"))
+    assert_user_error(r, "fp64 tolerance", "first node that diverges is 'relu64' (Relu)",
+                      "edgekit debug reduce double.onnx --to openvino")  # fmt: skip
+    assert not (tmp_path / "d.xml").exists()

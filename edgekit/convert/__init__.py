@@ -254,7 +254,7 @@ def convert(
                     parity = _check(src, result, reference, opts, tolerance)
                     if not parity.passed:
                         why = f"converted, but {parity.reason}"
-                        why += _divergence(src, result, reference, tools[-1])
+                        why += _divergence(src, result, reference, tools[-1], parity)
                         attempts.append(Attempt(formats, tools, False, why, "verify"))
                         continue
                 attempts.append(Attempt(formats, tools, True))
@@ -325,12 +325,13 @@ def _reference(
         return None, _strip(str(exc), src)
 
 
-def _divergence(src: Model, result: Model, reference: Any, tool: str) -> str:
-    """'; the first node that diverges is ...' for a wrong result, or '' when not found."""
+def _divergence(src: Model, result: Model, reference: Any, tool: str, parity: Any) -> str:
+    """' (tool: the first node that diverges is ...)' for a wrong result, '' when not found."""
     from edgekit.debug.diverge import first_divergence
 
     try:
-        found = first_divergence(src, result, reference.feeds[:1])
+        found = first_divergence(src, result, reference.feeds[:1], precision=parity.precision,
+                                 tolerance=parity.tolerance.atol)  # fmt: skip
     except EdgekitError:
         return ""
     return "" if found is None else f" ({tool}: {found.sentence()})"
