@@ -33,9 +33,6 @@ from edgekit.errors import (
 from edgekit.model import Model
 from edgekit.outputs import output_lock
 
-# The absolute error bound (scaled by max(1, |reference|)) a float64 source's result must meet.
-FP64_ATOL = 1e-9
-
 __all__ = [
     "EDGES",
     "TARGETS",
@@ -338,20 +335,12 @@ def _divergence(src: Model, result: Model, reference: Any, tool: str, parity: An
 
 
 def _check(src: Model, result: Model, reference: Any, opts: EdgeOptions, tolerance: float | None):
+    from edgekit.convert.reference import check_precision
     from edgekit.verify import compare_outputs, model_precision
 
     feeds, outs = reference.feeds, reference.outputs
     precision = "int8" if model_precision(src) == "int8" else opts.precision
-    sig = src.signature
-    if (
-        precision == "fp32"
-        and tolerance is None
-        and any(t.dtype == "float64" for t in (*sig.inputs, *sig.outputs))
-    ):
-        # A float64 model must come back in float64: a runtime that computes it in float32
-        # (OpenVINO's CPU does) overflows beyond 3.4e38 and drops digits, which small
-        # generated inputs would hide under the float32 bound.
-        precision, tolerance = "fp64", FP64_ATOL
+    precision, tolerance = check_precision(src, precision, tolerance)
     try:
         try:
             return compare_outputs(src, result, feeds, reference=outs, precision=precision,

@@ -31,6 +31,8 @@ from edgekit.model import Model
 
 # The opset the chain upgrades an old source to: one every supported ONNX Runtime runs.
 UPGRADE_OPSET = 17
+# The absolute error bound (scaled by max(1, |reference|)) a float64 source's result must meet.
+FP64_ATOL = 1e-9
 
 Feeds = Mapping[str, np.ndarray]
 
@@ -75,6 +77,25 @@ def _agree(a: list[list[np.ndarray]], b: list[list[np.ndarray]]) -> str | None:
             if err > bound or np.isnan(y).sum() != np.isnan(x).sum():
                 return f"output {k} differs by up to {err:.3g}"
     return None
+
+
+def check_precision(
+    src: Model, precision: str, tolerance: float | None
+) -> tuple[str, float | None]:
+    """The precision and absolute bound a result of `src` is checked at.
+
+    A float64 model must come back in float64: a runtime that computes it in float32
+    (OpenVINO's CPU does) overflows beyond 3.4e38 and drops digits, which small
+    generated inputs would hide under the float32 bound. A given `tolerance` wins.
+    """
+    sig = src.signature
+    if (
+        precision == "fp32"
+        and tolerance is None
+        and any(t.dtype == "float64" for t in (*sig.inputs, *sig.outputs))
+    ):
+        return "fp64", FP64_ATOL
+    return precision, tolerance
 
 
 def opset_of(model: Model) -> int | None:

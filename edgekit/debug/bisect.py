@@ -102,6 +102,7 @@ class _Cutter:
     def failure(self, path: Path) -> str | None:
         """Why converting the subgraph at `path` fails, or None when it converts and matches."""
         from edgekit.convert import convert
+        from edgekit.convert.reference import check_precision
         from edgekit.model import load
         from edgekit.verify import compare_outputs
 
@@ -112,8 +113,11 @@ class _Cutter:
         out = path.with_name(path.stem + "_out")
         try:
             res = convert(sub, self.to, out, verify=False)
+            # The same bounds convert checks at (float64 sources at float64's); else the default.
+            precision, atol = check_precision(self.src, "fp32", self.tolerance)
             parity = compare_outputs(sub, res.model, [feeds], reference=[want],
-                                     tolerance=self.tolerance)  # fmt: skip
+                                     precision=precision if precision == "fp64" else None,
+                                     tolerance=atol)  # fmt: skip
         except EdgekitError as exc:
             return str(exc).replace(f"{path}: ", "")[:300]
         return None if parity.passed else parity.reason
