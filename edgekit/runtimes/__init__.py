@@ -27,6 +27,11 @@ RUNTIMES: dict[str, str] = {
     "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
 }
 
+# Runtimes that check results but are never benchmarked, listed or chosen by default.
+REFERENCE_RUNTIMES: dict[str, str] = {
+    "onnx-reference": "edgekit.runtimes.onnx_reference:OnnxReference",
+}
+
 # The runtime a format runs on when the user names none.
 DEFAULT_RUNTIME = {
     "tflite": "litert",
@@ -44,7 +49,7 @@ REFERENCE_RUNTIME = {
 
 def get_runtime(name: str) -> type[Runtime]:
     """The Runtime class registered under `name`."""
-    target = RUNTIMES.get(name)
+    target = RUNTIMES.get(name) or REFERENCE_RUNTIMES.get(name)
     if target is None:
         targets = target_runtimes()
         references = [n for n in RUNTIMES if n not in targets]
