@@ -2,7 +2,7 @@
 
 A new runtime is one module with a `Runtime` subclass plus one line in
 `RUNTIMES`; nothing is imported until a runtime is used. Reference-only
-runtimes (`Runtime.reference_only`: Keras, TensorFlow) run a model in its own
+runtimes (`Runtime.reference_only`: Keras, TensorFlow, ONNX's reference evaluator) run a model in its own
 framework for parity and accuracy checks, so that `open_session` covers every
 format; `target_runtimes()` lists the others, the ones a model is deployed on.
 """
@@ -25,10 +25,6 @@ RUNTIMES: dict[str, str] = {
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
     "keras": "edgekit.runtimes.keras:Keras",
     "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
-}
-
-# Runtimes that check results but are never benchmarked, listed or chosen by default.
-REFERENCE_RUNTIMES: dict[str, str] = {
     "onnx-reference": "edgekit.runtimes.onnx_reference:OnnxReference",
 }
 
@@ -49,7 +45,7 @@ REFERENCE_RUNTIME = {
 
 def get_runtime(name: str) -> type[Runtime]:
     """The Runtime class registered under `name`."""
-    target = RUNTIMES.get(name) or REFERENCE_RUNTIMES.get(name)
+    target = RUNTIMES.get(name)
     if target is None:
         targets = target_runtimes()
         references = [n for n in RUNTIMES if n not in targets]

@@ -3,7 +3,7 @@
 `onnx.reference.ReferenceEvaluator` implements every opset of the standard ops
 in numpy, including the old versions ONNX Runtime has dropped (Gemm-6,
 Upsample-7, ...). It is slow and is used to check results, never to benchmark
-them, so it is registered in `REFERENCE_RUNTIMES`, not in `RUNTIMES`.
+them, so it is `reference_only`: never listed, chosen by default or benchmarked.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class OnnxReference(Runtime):
     name = "onnx-reference"
     formats = ("onnx",)
     package = "onnx"
+    extra = "onnx"
+    reference_only = True
 
     @classmethod
     def available(cls) -> bool:
