@@ -822,6 +822,11 @@ def deploy(
             "warnings": warnings,
             "files": _manifest_hash_files(stage),
         }
+        from edgekit.reports import write_page
+
+        # The page reads no "files", so it is written first and listed with the rest.
+        write_page(json.loads(json.dumps(manifest, default=str)), stage)
+        manifest["files"] = _manifest_hash_files(stage)
         _write_text(stage / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
         if archive:
             archive_path = out.parent / f"{out.name}.tar.gz"

@@ -44,6 +44,7 @@ class Candidate:
     parity: Any = None  # edgekit.verify.Parity against the baseline
     accuracy_drop: float | None = None  # points vs baseline (or disagreement when unlabelled)
     latency: dict[str, Any] | None = None  # edgekit.bench statistics, in ms
+    confusion: list[list[int]] | None = None  # rows: true class, columns: predicted
     meets_budget: bool = False
     error: str | None = None
 
@@ -600,28 +601,33 @@ def _run(
     reference = [runner.run(f) for f in feeds]
     del runner
 
-    def accuracy(outputs: list[list[np.ndarray]]) -> float | None:
-        """Top-1 accuracy from a model's raw first output on `feeds`: a quantized output's
-        argmax is its dequantized one's (positive scale), and padding comes last."""
+    def accuracy(outputs: list[list[np.ndarray]], c: Candidate) -> float | None:
+        """Top-1 accuracy from a model's raw first output on `feeds` (its confusion matrix
+        kept on `c`): a quantized output's argmax is its dequantized one's (positive
+        scale), and padding comes last."""
         if not data.labelled:
             return None
         sizes = [len(next(iter(f.values()))) for f in feeds]  # samples per feed
         scores = np.concatenate(
             [np.asarray(o[0]).reshape(n, -1) for o, n in zip(outputs, sizes, strict=True)]
         )
-        return float(np.mean(scores[: len(data.y_eval)].argmax(1) == data.y_eval))
+        pred = scores[: len(data.y_eval)].argmax(1)
+        k = max(scores.shape[1], int(data.y_eval.max()) + 1)
+        y = data.y_eval.astype(np.int64)
+        c.confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).tolist()
+        return float(np.mean(pred == data.y_eval))
 
     def evaluate(c: Candidate) -> Candidate:
         m = load(c.path)
         c.size_bytes, c.gzip_bytes = m.size_bytes, T.gzip_bytes(c.path)
         if c is base:
-            c.accuracy = accuracy(reference)
+            c.accuracy = accuracy(reference, c)
             return c
         outputs: list[list[np.ndarray]] = []
         c.parity = compare_outputs(base_model, m, feeds, reference=reference,
                                    precision=c.precision, dst_runtime=runtime,
                                    collect=outputs)  # fmt: skip
-        c.accuracy = accuracy(outputs)
+        c.accuracy = accuracy(outputs, c)
         c.accuracy_drop = _drop(base, c, data.labelled)
         c.meets_budget = c.accuracy_drop <= max_drop + 1e-9
         return c

@@ -37,6 +37,7 @@ def _entry(c: Any, fmt: str, stats: dict[str, Any]) -> dict[str, Any]:
         "sparsity": stats.get("sparsity"),
         "accuracy": None if c.accuracy is None else round(c.accuracy, 6),
         "latency_ms": c.latency,
+        "confusion": c.confusion,
     }
 
 
@@ -117,7 +118,7 @@ def build_report(
             "host_measurement": host is not None,
             "statistic": "median of interleaved edgekit.bench runs (round-robin over the models)",
         },
-        "data": {"source": data.source, "labelled": data.labelled},
+        "data": {"source": data.source, "labelled": data.labelled, "preprocess": _preprocess(src)},
         "baseline": _entry(baseline, fmt, before_stats),
         "optimized": _entry(chosen, fmt, after_stats),
         "parity": parity_dict(chosen.parity),
@@ -132,7 +133,7 @@ def build_report(
         "kept_float": kept,
         "pruning": prune_info,
         "graph_opt": graph_opt,
-        "layer_errors": [e.to_dict() for e in layer_errors[:20]],
+        "layer_errors": [e.to_dict() for e in layer_errors],
         "recovery": None
         if recovery is None
         else {
@@ -158,6 +159,14 @@ def build_report(
             rep["kept_float_latency_cost_ms"] = round(chosen.latency_ms - plain.latency_ms, 4)
     validate(rep)
     return rep
+
+
+def _preprocess(src: Any) -> dict[str, Any] | None:
+    """The preprocess.json the data was prepared with (None: fed as stored)."""
+    from edgekit.data import Preprocess
+
+    pre = Preprocess.find_for(src.path)
+    return None if pre is None else pre.to_dict()
 
 
 def validate(rep: dict[str, Any]) -> None:
@@ -298,10 +307,14 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def write(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:
-    """Write report.json and report.md into `folder` atomically."""
+    """Write report.json, report.md and report.html into `folder` atomically."""
     from edgekit.outputs import atomic_write_text
+    from edgekit.reports import write_page
 
-    return (
-        atomic_write_text(folder / "report.json", json.dumps(rep, indent=2) + "\n"),
+    text = json.dumps(rep, indent=2) + "\n"
+    paths = (
+        atomic_write_text(folder / "report.json", text),
         atomic_write_text(folder / "report.md", markdown(rep)),
     )
+    write_page(json.loads(text), folder)  # from the JSON, as `edgekit report` rebuilds it
+    return paths
