@@ -31,11 +31,10 @@ TARGETS = {"litert": 2.25, "openvino": 1.51, "onnxruntime": 1.32}  # MobileNetV2
 
 def build_variants(km, pruned, calib, work: Path, tag: str) -> dict:
     """{fmt: {variant: path}} for fp32, pruned fp32, int8, pruned int8."""
-    from edgekit.optimize import QuantOptions
-    from edgekit.optimize.pipeline import _convert
-    from edgekit.optimize.quant_onnx import quantize_onnx
-    from edgekit.optimize.quant_openvino import quantize_openvino
-    from edgekit.optimize.quant_tflite import quantize_tflite
+    from edgekit.optimize.flow import convert_fp32
+    from edgekit.optimize.quantize import quantize
+    from edgekit.optimize.quantize.onnx import ONNXOptions
+    from edgekit.optimize.quantize.tflite import TFLiteOptions
 
     out: dict[str, dict[str, Path]] = {f: {} for f in RUNTIMES}
     for name, model in (("fp32", km), ("pruned", pruned)):
@@ -43,24 +42,29 @@ def build_variants(km, pruned, calib, work: Path, tag: str) -> dict:
             continue
         d = work / tag / name
         t0 = time.time()
-        out["tflite"][name] = quantize_tflite(model, d / "m.tflite", "fp32")
+        out["tflite"][name] = quantize(model, "tflite", "fp32", d / "m.tflite")
         q = "int8" if name == "fp32" else "pruned+int8"
-        out["tflite"][q] = quantize_tflite(model, d / "m8.tflite", "int8", calib)
+        out["tflite"][q] = quantize(model, "tflite", "int8", d / "m8.tflite", calib)
         if name == "fp32":  # full int8 with int8 I/O: the camera frame is quantized upstream
-            out["tflite"]["int8 int8-I/O"] = quantize_tflite(
-                model, d / "m8io.tflite", "int8", calib, QuantOptions(io_dtype="int8")
+            out["tflite"]["int8 int8-I/O"] = quantize(
+                model, "tflite", "int8", d / "m8io.tflite", calib, TFLiteOptions(io_dtype="int8")
             )
         notes: list[str] = []  # edgekit.convert, unverified where it does not match
-        onnx_path = _convert(model, "onnx", d / "onnx", notes)
+        onnx_path = convert_fp32(model, "onnx", d / "onnx", notes)
         out["onnx"][name] = onnx_path
-        out["onnx"][q] = quantize_onnx(onnx_path, d / "m8.onnx", "int8", calib)
-        if name == "fp32":  # the other signedness, for the record (see quant_onnx.cpu_types)
-            out["onnx"]["int8 S8S8"] = quantize_onnx(
-                onnx_path, d / "m8s.onnx", "int8", calib, QuantOptions(activation_type="int8")
+        out["onnx"][q] = quantize(onnx_path, "onnx", "int8", d / "m8.onnx", calib)
+        if name == "fp32":  # the other signedness, for the record (see onnx.cpu_types)
+            out["onnx"]["int8 S8S8"] = quantize(
+                onnx_path,
+                "onnx",
+                "int8",
+                d / "m8s.onnx",
+                calib,
+                ONNXOptions(activation_type="int8"),
             )
-        xml = _convert(onnx_path, "openvino", d / "ov", notes)
+        xml = convert_fp32(onnx_path, "openvino", d / "ov", notes)
         out["openvino"][name] = xml
-        out["openvino"][q] = quantize_openvino(xml, d / "ov8" / "m.xml", "int8", calib)
+        out["openvino"][q] = quantize(xml, "openvino", "int8", d / "ov8" / "m.xml", calib)
         print(f"  {tag}/{name}: converted and quantized in {time.time() - t0:.0f} s", flush=True)
         for note in notes:
             print(f"  {tag}/{name}: {note}", flush=True)
@@ -104,19 +108,19 @@ def hand_int8(km, onnx_fp32: Path, calib, d: Path) -> dict[str, Path]:
 
 
 def measure(variants: dict, x_eval, y_eval, rounds: int) -> list[dict]:
+    from edgekit.bench.interleaved import measure_interleaved, sample_feeds
     from edgekit.evaluate import predict
     from edgekit.model import load
-    from edgekit.optimize import _tools as T
     from edgekit.verify import compare_outputs
 
     rows = []
     for fmt, paths in variants.items():
         rt = RUNTIMES[fmt]
         names = list(paths)
-        lat = T.latencies([paths[n] for n in names], x_eval, runtime=rt, threads=1,
-                          rounds=rounds, min_time=2.0)  # fmt: skip
+        lat = measure_interleaved([paths[n] for n in names], x_eval, runtime=rt, threads=1,
+                                  rounds=rounds, min_time=2.0)  # fmt: skip
         ref = load(paths["fp32"])
-        feeds = T.feeds(x_eval, ref.signature.inputs[0], 64)
+        feeds = sample_feeds(x_eval, ref.signature.inputs[0], 64)
         for n, t in zip(names, lat, strict=True):
             out = predict(paths[n], x_eval, runtime=rt) if y_eval is not None else None
             agree = None

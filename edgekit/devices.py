@@ -85,10 +85,10 @@ def gpus() -> list[str]:
 
 def runtimes() -> dict[str, Any]:
     """Each runtime's version and the devices or providers it offers here."""
-    from edgekit.runtimes import RUNTIMES, get_runtime
+    from edgekit.runtimes import get_runtime, target_runtimes
 
     out = {}
-    for name in RUNTIMES:
+    for name in target_runtimes():
         rt = get_runtime(name)
         entry: dict[str, Any] = {"installed": rt.available(), "version": rt.version()}
         if rt.available():

@@ -10,8 +10,9 @@ The model is fed through the ``preprocess.json`` found beside it (or the one
 given); integer inputs are quantized with the model's scale and zero point
 (``q = round(x / scale) + zero_point``, clipped to the dtype's range) and integer
 outputs dequantized (``x = (q - zero_point) * scale``) before the arg-max.
-Keras models run in-process through Keras; every other format runs on a
-Session from ``edgekit.runtimes``.
+Every model runs on a Session from ``edgekit.runtimes``: a Keras model on the
+reference-only ``keras`` runtime (in-process, safe mode unless trusted), the
+others on their format's runtime or the one named.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["EvalResult", "evaluate", "predict", "quantize", "dequantize"]
 
 SCHEMA_VERSION = 1
-KERAS_RUNTIME = "keras"
 
 
 @dataclass
@@ -123,8 +123,8 @@ def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
 # ---- running a model -------------------------------------------------------------------
 
 
-class _Runner:
-    """One loaded model: float batches in, float class scores out."""
+class _Classifier:
+    """One model on a Session: float batches in, float class scores out."""
 
     def __init__(
         self,
@@ -134,33 +134,22 @@ class _Runner:
         threads: int | None,
     ) -> None:
         from edgekit.model import load
-        from edgekit.runtimes import RUNTIMES
+        from edgekit.runtimes import RUNTIMES, open_session
 
-        if runtime is not None and runtime != KERAS_RUNTIME and runtime not in RUNTIMES:
-            valid = ", ".join([KERAS_RUNTIME, *RUNTIMES])
+        if runtime is not None and runtime not in RUNTIMES:
+            # evaluate offers the references too (keras scores a .keras model): all, by name
+            valid = ", ".join(sorted(RUNTIMES))
             raise InputError(f"Unknown runtime {runtime!r}; valid runtimes: {valid}.")
         self.model = load(path)
         self.format = str(self.model.format)
-        self.session: Any = None
-        self.keras_model: Any = None
-        if self.format == "keras" and runtime in (None, KERAS_RUNTIME):
-            from edgekit.formats.keras import load_keras
-
-            self.runtime = KERAS_RUNTIME
-            self.keras_model = load_keras(self.model)  # safe_mode: no code from the file runs
-            self.inputs = self.model.signature.inputs
-            self.outputs = self.model.signature.outputs
-        else:
-            if runtime == KERAS_RUNTIME:
-                raise InputError(f"{path}: the keras runtime runs only .keras models.")
-            from edgekit.runtimes import open_session
-
-            self.session = open_session(self.model, runtime, device=device, threads=threads)
-            self.runtime = self.session.runtime
-            self.inputs = self.session.signature.inputs
-            self.outputs = self.session.signature.outputs
+        # a .keras model runs on Keras (safe mode unless trusted), the others on their runtime
+        self.session = open_session(self.model, runtime, device=device, threads=threads)
+        self.runtime = self.session.runtime
+        self.inputs = self.session.signature.inputs
+        self.outputs = self.session.signature.outputs
         if len(self.inputs) != 1:
             names = ", ".join(t.name for t in self.inputs)
+            self.session.close()
             raise UnsupportedModelError(
                 f"{path}: evaluate needs a single-input classifier; this model has "
                 f"{len(self.inputs)} inputs ({names})."
@@ -172,22 +161,12 @@ class _Runner:
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def _fit_layout(self, x: np.ndarray) -> np.ndarray:
-        """Transpose NHWC<->NCHW when that is what separates the feeds from the input."""
+        """Transpose NHWC<->NCHW when that is what separates the feeds from the input;
+        the batch axis is left out of the match (a fixed batch is met by padding)."""
+        from edgekit.verify import fit_layout
+
         want = self.input.shape
-        if want is None or len(want) != x.ndim or x.ndim != 4:
-            return x
-        dims = [d if isinstance(d, int) else None for d in want[1:]]
-
-        def fits(shape: tuple[int, ...]) -> bool:
-            return all(d is None or d == s for d, s in zip(dims, shape, strict=True))
-
-        if fits(x.shape[1:]):
-            return x
-        if fits(x.transpose(0, 3, 1, 2).shape[1:]):
-            return x.transpose(0, 3, 1, 2)
-        if fits(x.transpose(0, 2, 3, 1).shape[1:]):
-            return x.transpose(0, 2, 3, 1)
-        return x
+        return fit_layout(x, None if want is None else (None, *want[1:]))
 
     def predict(self, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
         """Class scores for every sample of ``x``, and the batch size used."""
@@ -205,24 +184,16 @@ class _Runner:
         return scores.reshape(len(scores), -1), step
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
-        if self.keras_model is not None:
-            out = self.keras_model(chunk, training=False)
-            if isinstance(out, (list, tuple)):
-                out = out[0]
-            elif isinstance(out, dict):
-                out = next(iter(out.values()))
-            return np.asarray(out, dtype=np.float32)
-        feeds = {self.input.name: quantize(chunk, self.input)}
-        out = self.session.run(feeds)
-        return dequantize(out[self.output.name], self.output)
+        out = self.session.run({self.input.name: quantize(chunk, self.input)})
+        first = out[self.output.name] if self.output.name in out else next(iter(out.values()))
+        return dequantize(first, self.output)
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        self.session.close()
 
 
 def _resolve_preprocess(
-    model_path: Path, preprocess: Preprocess | str | os.PathLike | None, runner: _Runner
+    model_path: Path, preprocess: Preprocess | str | os.PathLike | None, runner: _Classifier
 ) -> tuple[Preprocess, str]:
     from edgekit.data import Preprocess
 
@@ -262,7 +233,7 @@ def predict(
     batch_size: int = 64,
 ) -> np.ndarray:
     """Float class scores of a model for preprocessed float samples ``x``."""
-    runner = _Runner(Path(model_path), runtime, device, threads)
+    runner = _Classifier(Path(model_path), runtime, device, threads)
     try:
         return runner.predict(x, batch_size)[0]
     finally:
@@ -300,7 +271,7 @@ def evaluate(
 
     started = time.perf_counter()
     path = Path(model_path)
-    runner = _Runner(path, runtime, device, threads)
+    runner = _Classifier(path, runtime, device, threads)
     try:
         pre, pre_from = _resolve_preprocess(path, preprocess, runner)
         x, y, class_names, source = _feeds(dataset, pre, split)
@@ -321,7 +292,7 @@ def evaluate(
     ref_info = None
     if reference is not None:
         ref_path = Path(reference)
-        ref = _Runner(ref_path, reference_runtime, device, threads)
+        ref = _Classifier(ref_path, reference_runtime, device, threads)
         try:
             ref_pre = Preprocess.find_for(ref_path)
             x_ref = x

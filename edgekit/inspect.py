@@ -7,7 +7,7 @@ from typing import Any
 
 from edgekit.errors import EdgekitError
 from edgekit.model import Model, load
-from edgekit.runtimes import RUNTIMES, get_runtime
+from edgekit.runtimes import get_runtime, target_runtimes
 
 
 def try_runtime(model: Model, runtime: str, threads: int = 1) -> dict[str, Any]:
@@ -45,5 +45,5 @@ def inspect_model(
         "outputs": [t.to_dict() for t in sig.outputs],
         "params": model.param_count,
         "ops": dict(sorted(model.op_histogram.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "runtimes": {name: try_runtime(model, name) for name in (runtimes or list(RUNTIMES))},
+        "runtimes": {name: try_runtime(model, name) for name in (runtimes or target_runtimes())},
     }

@@ -1,7 +1,8 @@
 """Parity: run the same inputs through two models and say whether they compute the same thing.
 
-Each model runs on its own runtime: Keras in-process through Keras, a SavedModel
-through TensorFlow, everything else through `edgekit.runtimes.open_session`.
+Each model runs on a Session from `edgekit.runtimes.open_session`, by default
+on its reference runtime: Keras in-process through Keras, a SavedModel through
+TensorFlow, every other format on its default runtime.
 Inputs are generated from the source's signature (or given) and adapted to the
 other model: matched by name, else by position; quantized I/O goes through
 scale and zero point; an NCHW <-> NHWC transposition is undone. Outputs are
@@ -16,20 +17,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit.errors import EdgekitError, InputError, VerificationError
 from edgekit.model import Model, Signature, TensorSpec
 
+if TYPE_CHECKING:
+    from edgekit.runtimes.base import Session
+
 __all__ = [
     "TOLERANCES",
     "Parity",
+    "Runner",
     "Tolerance",
     "compare_outputs",
+    "fit_layout",
+    "match_inputs",
     "model_precision",
+    "real_values",
     "reference_runner",
+    "repaired_tflite",
+    "to_spec",
     "tolerance_for",
 ]
 
@@ -97,81 +107,46 @@ class Parity:
 # --- running a model on its own runtime -------------------------------------------
 
 
-class _Runner:
-    """Runs one model; `run` takes feeds by the model's own input names, returns outputs in order."""
+class Runner:
+    """A Session whose `run` returns the outputs as a list, in order (what parity compares)."""
 
-    signature: Signature
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        raise NotImplementedError
-
-
-class _KerasRunner(_Runner):
-    def __init__(self, model: Model) -> None:
-        from edgekit.formats.keras import load_keras
-
-        self.km = load_keras(model)
-        self.signature = model.signature
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.signature = session.signature
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        args = [feeds[t.name] for t in self.signature.inputs]
-        out = self.km(args if len(args) > 1 else args[0], training=False)
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        if isinstance(out, dict):
-            outs = list(out.values())
-        return [np.asarray(o) for o in outs]
-
-
-class _SavedModelRunner(_Runner):
-    def __init__(self, model: Model) -> None:
-        from edgekit.formats.savedmodel import load_savedmodel, serving_function
-
-        self.loaded = load_savedmodel(model)
-        self.fn = serving_function(model, self.loaded)
-        self.signature = model.signature
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        import tensorflow as tf
-
-        res = self.fn(**{k: tf.constant(v) for k, v in feeds.items()})
-        return [np.asarray(res[t.name]) for t in self.signature.outputs]
-
-
-class _SessionRunner(_Runner):
-    def __init__(self, model: Model, runtime: str | None) -> None:
-        from edgekit.runtimes import open_session
-
-        self.session = open_session(model, runtime)
-        self.signature = self.session.signature
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once on feeds keyed by the model's own input names."""
         return list(self.session.run(feeds).values())
 
+    def close(self) -> None:
+        self.session.close()
 
-def reference_runner(model: Model, runtime: str | None = None) -> _Runner:
-    """A runner for `model` on its own runtime (Keras, TensorFlow, or its default Session).
+
+def reference_runner(model: Model, runtime: str | None = None) -> Runner:
+    """A runner for `model` on `runtime`, else on its reference runtime: Keras for Keras,
+    TensorFlow for a SavedModel, the format's default runtime for the others
+    (`edgekit.runtimes.reference_runtime`). A format that no target runtime reads
+    (Keras) runs on its reference whatever `runtime` says.
 
     A TFLite file that LiteRT refuses only because a 1-D tensor (a bias) names a
     per-axis quantization axis other than 0 runs from a temporary copy with that
     axis set to 0, the only axis a 1-D tensor has; the file itself is never changed.
     """
     from edgekit.errors import UnsupportedModelError
+    from edgekit.runtimes import DEFAULT_RUNTIME, open_session, reference_runtime
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    fmt = str(model.format)
-    if fmt == "keras":
-        return _KerasRunner(model)
-    if fmt == "savedmodel" and runtime is None:
-        return _SavedModelRunner(model)
+    targeted = runtime is not None and str(model.format) in DEFAULT_RUNTIME
+    name = runtime if targeted else reference_runtime(model)
     try:
-        return _SessionRunner(model, runtime)
+        return Runner(open_session(model, name))
     except UnsupportedModelError as exc:
-        if fmt != "tflite" or "quantized_dimension" not in str(exc):
+        if str(model.format) != "tflite" or "quantized_dimension" not in str(exc):
             raise
         fixed = repaired_tflite(model)
         if fixed is None:
             raise
-        return _SessionRunner(fixed, runtime)
+        return Runner(open_session(fixed, name))
 
 
 def repaired_tflite(model: Model, folder: os.PathLike | None = None) -> Model | None:
@@ -211,7 +186,7 @@ def repaired_tflite(model: Model, folder: os.PathLike | None = None) -> Model | 
 # --- adapting inputs and outputs between two signatures ------------------------------
 
 
-def _real(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+def real_values(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Dequantize when the tensor is quantized; otherwise float64 of the values."""
     q = spec.quantization
     if q is not None and len(q.scale) == 1 and np.dtype(spec.dtype).kind in "iu":
@@ -220,7 +195,7 @@ def _real(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _to_spec(real: np.ndarray, raw: np.ndarray, src: TensorSpec, dst: TensorSpec) -> np.ndarray:
+def to_spec(real: np.ndarray, raw: np.ndarray, src: TensorSpec, dst: TensorSpec) -> np.ndarray:
     """Express an input (given as `raw` for `src`) in the dtype and quantization of `dst`."""
     dt = np.dtype(dst.dtype)
     if str(raw.dtype) == dst.dtype and src.quantization == dst.quantization:
@@ -246,7 +221,7 @@ _NHWC_TO_NCHW = (0, 3, 1, 2)
 _NCHW_TO_NHWC = (0, 2, 3, 1)
 
 
-def _fit_layout(arr: np.ndarray, shape: Sequence[Any] | None) -> np.ndarray:
+def fit_layout(arr: np.ndarray, shape: Sequence[Any] | None) -> np.ndarray:
     """Transpose a 4-D array between NHWC and NCHW when only that makes it fit `shape`."""
     if shape is None or len(shape) != arr.ndim:
         return arr
@@ -365,8 +340,8 @@ def compare_outputs(
             sspec = ssig.inputs[j]
             dspec = _inherit(dspec, sspec)
             raw = np.asarray(f[sspec.name])
-            arr = _to_spec(_real(raw, sspec), raw, sspec, dspec)
-            dfeeds[dspec.name] = _fit_layout(arr, dspec.shape)
+            arr = to_spec(real_values(raw, sspec), raw, sspec, dspec)
+            dfeeds[dspec.name] = fit_layout(arr, dspec.shape)
         got.append(dst_runner.run(dfeeds))
     if collect is not None:
         collect.extend(got)
@@ -395,8 +370,8 @@ def _measure(
         dspec = _inherit(dspec, sspec)
         a_k, b_k = [], []
         for ref, out in zip(reference, got, strict=True):
-            a = _real(np.asarray(ref[k]), sspec)
-            b = _real(_fit_layout(np.asarray(out[k]), a.shape), dspec)
+            a = real_values(np.asarray(ref[k]), sspec)
+            b = real_values(fit_layout(np.asarray(out[k]), a.shape), dspec)
             if b.shape != a.shape and b.size == a.size:
                 b = b.reshape(a.shape)
             if b.shape != a.shape:

@@ -187,6 +187,24 @@ def test_bad_settings_are_one_sentence(onnx_model: Path, kwargs: dict, match: st
         benchmark(onnx_model, **kwargs)
 
 
+def test_reference_runtimes_are_not_benchmark_targets(tiny_models) -> None:
+    from edgekit.errors import EdgekitError
+
+    with pytest.raises(InputError, match="keras runtime is a reference for parity checks"):
+        benchmark(tiny_models["keras"], runtime="keras", **QUICK)
+    with pytest.raises(EdgekitError, match="no runtime runs keras models directly"):
+        benchmark(tiny_models["keras"], **QUICK)
+
+
+def test_pre_split_harness_names_still_import() -> None:
+    from edgekit.bench import harness, inputs, loops, measure, protocol
+
+    assert harness.Protocol is protocol.Protocol and harness.parse_warmup is protocol.parse_warmup
+    assert harness.load_npz is inputs.load_npz and harness.INPUT_SAMPLES == 16
+    assert harness.warm_up is loops.warm_up and harness.steady_state is loops.steady_state
+    assert harness.measure is measure.measure
+
+
 # ----------------------------------------------------------------------------- GPU paths
 
 
@@ -335,7 +353,7 @@ def test_bench_reads_a_real_deploy_bundle(onnx_model: Path, tmp_path: Path) -> N
 def test_certify_preset_is_60_seconds_and_max_time_still_bounds_it(
     onnx_model: Path, tmp_path: Path
 ) -> None:
-    from edgekit.bench.harness import Protocol
+    from edgekit.bench.protocol import Protocol
 
     assert Protocol.certify().min_time_s == 60.0 and Protocol().min_time_s <= 5.0
     out = tmp_path / "c.json"

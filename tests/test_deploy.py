@@ -15,18 +15,24 @@ import pytest
 from conftest import assert_user_error, run_cli
 
 from edgekit.deploy import (
-    _readme,
     check_limits,
     deploy,
     estimate_arena_bytes,
     extract_bundle,
     load_bundle,
     run_bundle,
-    runtime_requirement,
 )
+from edgekit.deploy.host import host_placement
+from edgekit.deploy.readme import bundle_readme
 from edgekit.errors import BundleError, LimitError
 from edgekit.model import load
-from edgekit.profiles import list_profiles, load_profile
+from edgekit.profiles import Profile, list_profiles, load_profile
+from edgekit.runtimes import get_runtime
+
+
+def runtime_requirement(prof: Profile) -> dict[str, object]:
+    """What a bundle for `prof` pins, asked of the runtime that serves it."""
+    return get_runtime(host_placement(prof)[0]).bundle_requirement(prof.providers)
 
 
 def _save(model: object, path: Path) -> Path:
@@ -72,11 +78,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _runnable() -> list[str]:
-    from edgekit.deploy import _host_device
-
     names = []
     for p in list_profiles():
-        if p.runnable_here() and _host_device(p)[2] is None:
+        if p.runnable_here() and host_placement(p)[3] is None:
             names.append(p.name)
     return names + ["rpi4"]  # an aarch64 LiteRT target: bundle checked on this host's LiteRT
 
@@ -293,7 +297,7 @@ def test_int8_precision_goes_through_the_optimizer_hook(
 
 def test_coral_readme_names_the_compiler_command() -> None:
     prof = load_profile("coral-edgetpu")
-    text = _readme(prof, "model.tflite", runtime_requirement(prof), "int8")
+    text = bundle_readme(prof, "model.tflite", runtime_requirement(prof), "int8")
     assert "edgetpu_compiler --show_operations --out_dir . model.tflite" in text
 
 
@@ -355,3 +359,115 @@ def test_quantized_tflite_to_cortex_m_ships_as_it_is(shared_models: Path, tmp_pa
     with open_session(src) as s:
         (ref,) = s.run({s.signature.inputs[0].name: x}).values()
     np.testing.assert_array_equal(next(iter(out.values())), ref)
+
+
+# --- the bundle's run.py, as a module ----------------------------------------------------
+
+
+def test_run_py_is_the_runner_module(bundle: Path) -> None:
+    from edgekit.deploy import runner
+
+    assert (bundle / "run.py").read_bytes() == Path(runner.__file__).read_bytes()
+
+
+def test_runner_imports_only_numpy_and_runtimes() -> None:
+    """run.py runs where edgekit is not installed: stdlib, numpy and the target's runtime."""
+    import ast
+
+    from edgekit.deploy import runner
+
+    tree = ast.parse(Path(runner.__file__).read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}  # fmt: skip
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}  # fmt: skip
+    runtimes = {"ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "openvino"}
+    assert roots - runtimes - {"numpy", "__future__"} <= set(sys.stdlib_module_names), roots
+    assert "edgekit" not in roots
+
+
+def test_runner_functions_on_a_real_bundle(bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from edgekit.deploy import runner
+
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", image=x)
+    outs = runner.run(str(bundle), str(tmp_path / "in.npz"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert [n for n, _ in outs] == [o["name"] for o in manifest["signature"]["outputs"]]
+    expected = run_bundle(bundle, tmp_path / "in.npz")["outputs"]
+    np.testing.assert_allclose(outs[0][1], next(iter(expected.values())), rtol=1e-6)
+    # Generated inputs follow the signature; a wrong .npz and a changed file exit with 2.
+    (feed,) = runner.make_inputs(manifest["signature"], None)
+    assert feed.shape == (1, 8, 8, 3) and feed.dtype == np.float32
+    np.savez(tmp_path / "bad.npz", a=x, b=x)
+    with pytest.raises(SystemExit) as bad:
+        runner.make_inputs(manifest["signature"], str(tmp_path / "bad.npz"))
+    assert bad.value.code == 2
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    (copy / "README.md").write_text("changed")
+    with pytest.raises(SystemExit) as changed:
+        runner.load_manifest(str(copy))
+    assert changed.value.code == 2
+
+
+def test_reading_a_bundle_loads_neither_bench_nor_optimize() -> None:
+    """`edgekit bench` reads bundles through edgekit.deploy.bundle: it must not pull the deploy
+    flow's dependencies (bench, optimize, convert) or any framework back in."""
+    code = ("import sys, edgekit.deploy.bundle; print(sorted(m for m in sys.modules if m.split('.')"
+            "[:2] in (['edgekit', 'bench'], ['edgekit', 'optimize'], ['edgekit', 'convert']) or "
+            "m in ('tensorflow', 'onnxruntime', 'openvino', 'nncf')))")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_redeploy_replaces_a_bundle_without_the_output_marker(
+    bundle: Path, tmp_path: Path, models: dict[str, Path]
+) -> None:
+    """A bundle from before bundles carried the marker: all its files are in its manifest."""
+    import shutil
+
+    from edgekit.outputs import MARKER
+
+    out = tmp_path / "b"
+    shutil.copytree(bundle, out)
+    (out / MARKER).unlink(missing_ok=True)
+    deploy(models["tiny"], "x86-avx512", out, precision="fp32", measure=False)
+    assert (out / "model.xml").is_file() and not (out / "model.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+# --- what the runtimes tell a bundle ---------------------------------------------------------
+
+
+def test_bundle_requirement_follows_the_providers() -> None:
+    ort = get_runtime("onnxruntime")
+    assert ort.bundle_requirement(["CUDAExecutionProvider"])["package"] == "onnxruntime-gpu"
+    assert ort.bundle_requirement(["CUDAExecutionProvider"])["requirement"].startswith(
+        "onnxruntime-gpu>="
+    )
+    qnn = ort.bundle_requirement(["QNNExecutionProvider", "CPUExecutionProvider"])
+    assert qnn["package"] == "onnxruntime" and qnn["alternatives"] == ["onnxruntime-qnn"]
+    lite = get_runtime("litert").bundle_requirement()
+    assert lite["module"] == "ai_edge_litert" and "tflite-runtime" in lite["alternatives"]
+    assert get_runtime("openvino").bundle_requirement()["requirement"].startswith("openvino>=")
+
+
+def test_host_placement_says_when_the_host_is_not_the_target() -> None:
+    lite = get_runtime("litert")
+    assert lite.host_placement("CPU", (), "xnnpack") == ("CPU", None, None)
+    device, _, note = lite.host_placement("GPU", (), "gpu")
+    assert device == "CPU" and note is not None and "gpu delegate" in note
+    ort = get_runtime("onnxruntime")
+    absent = "MIGraphXExecutionProvider"
+    assert absent not in ort.devices()
+    device, provider, note = ort.host_placement("GPU", (absent, "CPUExecutionProvider"))
+    assert (device, provider) == ("CPU", "CPUExecutionProvider") and absent in str(note)
+    ov = get_runtime("openvino")
+    assert ov.host_placement("AUTO") == ("AUTO", None, None)
+    if "NPU" not in ov.devices():
+        assert ov.host_placement("NPU")[0::2] == ("CPU", "NPU is not present here; measured on CPU")
+    assert get_runtime("litert").serves("tflite-micro") and not ort.serves("tflite-micro")

@@ -67,7 +67,7 @@ def test_accuracy_drop_loop_keeps_layers_float_and_meets_budget(
 
 
 def test_a_latency_tie_goes_to_the_profiles_first_choice() -> None:
-    from edgekit.optimize.pipeline import Candidate, _fastest
+    from edgekit.optimize.candidates import Candidate, fastest
 
     def cand(name: str, ms: float) -> Candidate:
         return Candidate(name, name, latency={"median": ms})
@@ -77,9 +77,9 @@ def test_a_latency_tie_goes_to_the_profiles_first_choice() -> None:
         cand("int8-float-fallback", 0.0139),
         cand("fp32", 0.032),
     )
-    assert _fastest([int8, fallback, fp32]) is int8  # 1.4 % apart: noise, keep the preference
-    assert _fastest([fp32, fallback]) is fallback  # a real difference still decides
-    assert _fastest([cand("a", 0.0150), fallback]) is fallback  # 8 % slower: not a tie
+    assert fastest([int8, fallback, fp32]) is int8  # 1.4 % apart: noise, keep the preference
+    assert fastest([fp32, fallback]) is fallback  # a real difference still decides
+    assert fastest([cand("a", 0.0150), fallback]) is fallback  # 8 % slower: not a tie
 
 
 def test_nothing_meets_budget_is_said_and_best_is_saved(tmp_path: Path) -> None:
@@ -166,20 +166,20 @@ def test_concurrent_run_on_one_out_is_refused(tmp_path: Path, tiny_models) -> No
 def test_threads_follow_the_profile_on_its_own_kind_of_machine(monkeypatch) -> None:
     import os
 
-    from edgekit.optimize.pipeline import _threads
+    from edgekit.optimize.pipeline import threads_for
     from edgekit.profiles import load_profile
 
     rpi4, avx2 = load_profile("rpi4"), load_profile("x86-avx2")
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.setattr(type(rpi4), "runnable_here", lambda self: self.name == "rpi4")
-    assert _threads(None, rpi4) == (4, "profile")  # as if this were an aarch64 board
-    assert _threads(3, rpi4) == (3, "--threads")
-    assert _threads(None, avx2)[0] == 1  # foreign to this fake machine: a host measurement
-    assert "host" in _threads(None, avx2)[1]
+    assert threads_for(None, rpi4) == (4, "profile")  # as if this were an aarch64 board
+    assert threads_for(3, rpi4) == (3, "--threads")
+    assert threads_for(None, avx2)[0] == 1  # foreign to this fake machine: a host measurement
+    assert "host" in threads_for(None, avx2)[1]
     monkeypatch.setattr(type(rpi4), "runnable_here", lambda self: True)
-    assert _threads(None, avx2)[0] == 1  # the profile names no thread count
+    assert threads_for(None, avx2)[0] == 1  # the profile names no thread count
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert _threads(None, rpi4)[0] == 2  # never more threads than this machine has cores
+    assert threads_for(None, rpi4)[0] == 2  # never more threads than this machine has cores
 
 
 def test_host_measurement_is_labelled(tmp_path: Path, tiny_models) -> None:
@@ -192,10 +192,11 @@ def test_host_measurement_is_labelled(tmp_path: Path, tiny_models) -> None:
 
 
 def test_slower_is_said_with_the_ops(tmp_path: Path, tiny_models, monkeypatch) -> None:
-    from edgekit.optimize import _tools, optimize
+    from edgekit.bench import interleaved
+    from edgekit.optimize import optimize
 
     # Force the optimized model to measure slower than the baseline.
-    monkeypatch.setattr(_tools, "latencies",
+    monkeypatch.setattr(interleaved, "measure_interleaved",
                         lambda paths, *a, **k: [{"median": 1.0}] + [{"median": 2.0}] * (len(paths) - 1))  # fmt: skip
     res = optimize(tiny_models["onnx"], "x86-avx2", out=tmp_path / "o", quantize="int8",
                    graph_opt=False)  # fmt: skip
@@ -340,8 +341,8 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
     meets it, which is why `optimize` uses that loop for every format.)"""
     from edgekit.convert import convert
     from edgekit.evaluate import predict
-    from edgekit.optimize.quant_openvino import (
-        quantize_openvino,
+    from edgekit.optimize.quantize import quantize
+    from edgekit.optimize.quantize.openvino import (
         quantize_with_accuracy_control,
         read,
         unquantized_layers,
@@ -354,7 +355,7 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
     out, kept = quantize_with_accuracy_control(
         xml, tmp_path / "q" / "m.xml", calib, ds.x_test, ds.y_test, 1.0
     )
-    plain = quantize_openvino(xml, tmp_path / "p" / "m.xml", "int8", calib)
+    plain = quantize(xml, "openvino", "int8", tmp_path / "p" / "m.xml", calib)
     assert kept, "NNCF must revert a layer to float"
     assert not unquantized_layers(read(plain))
     assert set(kept) == set(unquantized_layers(read(out)))
@@ -363,13 +364,41 @@ def test_nncf_accuracy_control_reverts_layers(tmp_path: Path) -> None:
 
 def test_pass_table_is_consistent() -> None:
     from edgekit.model import FORMAT_NAMES
-    from edgekit.optimize import PASSES, QUANTIZER, get_pass, passes_for
-    from edgekit.profiles import PRECISIONS
+    from edgekit.optimize import PASSES, PRECISIONS, get_pass, passes_for, quantizer_for
+    from edgekit.optimize.base import Pass
+    from edgekit.optimize.quantize import backend
+    from edgekit.profiles import PRECISIONS as PROFILE_PRECISIONS
 
+    assert set(PRECISIONS) == set(PROFILE_PRECISIONS)
     for info in PASSES.values():
-        assert callable(get_pass(info.name)), info.name
+        p = get_pass(info.name)
+        assert isinstance(p, Pass) and p.name == info.name and p.info is info, info.name
         assert set(info.accepts) <= set(FORMAT_NAMES)
         assert set(info.precisions) <= set(PRECISIONS)
-    for fmt, name in QUANTIZER.items():
-        assert PASSES[name].produces == fmt
+    for fmt in ("tflite", "onnx", "openvino"):
+        q = quantizer_for(fmt)
+        assert q is not None and q.produces == fmt
+        b = backend(fmt)
+        assert b.format == fmt and b.precisions == q.precisions
+    assert quantizer_for("keras") is None
     assert {p.name for p in passes_for("onnx", "prune")} == {"prune_weights"}
+
+
+def test_preconditions_come_from_the_conversion_graph(tmp_path: Path, tiny_models) -> None:
+    """What cannot be converted or quantized is refused from EDGES and PASSES, at once."""
+    from edgekit.errors import UnsupportedModelError
+    from edgekit.optimize import optimize
+    from edgekit.optimize.pipeline import first_conversion, quantizable
+
+    # OpenVINO IR converts to nothing: refused, naming the formats that do reach ONNX.
+    with pytest.raises(UnsupportedModelError, match="cannot convert openvino to onnx; give the"):
+        optimize(tiny_models["openvino"], "x86-avx2", out=tmp_path / "o", measure=False)
+    # ONNX reaches TFLite (onnx2tf), but the TFLite quantizer starts from Keras/SavedModel.
+    with pytest.raises(UnsupportedModelError, match="cannot quantize to a tflite model"):
+        optimize(tiny_models["onnx"], "rpi4", out=tmp_path / "o", quantize="int8", measure=False)
+    assert not (tmp_path / "o").exists()
+    assert not quantizable("onnx", "tflite") and quantizable("keras", "tflite")
+    assert first_conversion("savedmodel", "openvino") == "onnx"
+    assert first_conversion("tflite", "onnx") == "onnx"
+    assert first_conversion("keras", "onnx") is None  # fine-tuning passes work on Keras
+    assert first_conversion("onnx", "openvino") is None

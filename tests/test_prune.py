@@ -3,6 +3,7 @@ follows shapes through the graph, and weight pruning of ONNX / TFLite files."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,9 @@ def test_structured_pruning_fine_tunes_and_runs_after_conversion(tmp_path: Path)
     res = prune_structured(model, 0.5, x, y, epochs=1, batch_size=16)
     assert res.history["loss"]
     from edgekit.evaluate import predict
-    from edgekit.optimize.quant_tflite import quantize_tflite
+    from edgekit.optimize.quantize import quantize
 
-    path = quantize_tflite(res.model, tmp_path / "p.tflite", "fp32")
+    path = quantize(res.model, "tflite", "fp32", tmp_path / "p.tflite")
     assert predict(path, x[:4]).shape == (4, 3)
 
 
@@ -195,18 +196,21 @@ def test_structured_pruning_refuses_shared_layers() -> None:
 def test_weight_pruning_only_helps_compressed_size(tmp_path: Path, fmt: str) -> None:
     from edgekit.convert import convert
     from edgekit.evaluate import predict
-    from edgekit.optimize._tools import gzip_bytes
-    from edgekit.optimize.prune_weights import prune_weights
+    from edgekit.optimize import get_pass
+    from edgekit.optimize.prune_weights import WeightPruneConfig
 
     model = _cnn()
     model.save(tmp_path / "m.keras")
     src = convert(tmp_path / "m.keras", fmt, tmp_path / f"m.{fmt}").model.path
     out = tmp_path / f"p.{fmt}"
-    res = prune_weights(src, out, 0.7, fmt)
-    assert res.layer_sparsity and all(s >= 0.69 for s in res.layer_sparsity.values())
-    assert "compressed" in res.note
+    res = get_pass("prune_weights").run(src, WeightPruneConfig(0.7), out)
+    sparsity = res.details["layer_sparsity"]
+    assert res.path == out and res.format == fmt
+    assert sparsity and all(s >= 0.69 for s in sparsity.values())
+    assert "compressed" in res.details["note"] and res.warnings == [res.details["note"]]
     size, src_size = out.stat().st_size, src.stat().st_size
     assert abs(size - src_size) < 0.05 * src_size
-    assert gzip_bytes(out) < 0.6 * gzip_bytes(src)
+    gzipped = [len(gzip.compress(p.read_bytes(), 9)) for p in (out, src)]
+    assert gzipped[0] < 0.6 * gzipped[1]
     x, _ = _data((12, 12, 1), n=4)
     assert predict(out, x).shape == (4, 3)

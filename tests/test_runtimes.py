@@ -1,4 +1,5 @@
-"""The three runtimes behind one Session API, on real models."""
+"""The runtimes behind one Session API, on real models: the three targets and the
+reference-only Keras and TensorFlow."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from edgekit.model import Quantization, TensorSpec
 from edgekit.runtimes import open_session
 
 CASES = [("tflite", "litert"), ("onnx", "onnxruntime"), ("openvino", "openvino"),
-         ("onnx", "openvino"), ("tflite", "openvino"), ("savedmodel", "openvino")]  # fmt: skip
+         ("onnx", "openvino"), ("tflite", "openvino"), ("savedmodel", "openvino"),
+         ("keras", "keras"), ("h5", "keras"), ("savedmodel", "tensorflow")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "runtime"), CASES)
@@ -118,3 +120,46 @@ def test_parse_shapes():
     assert parse_shapes(["a:0=2,4"]) == {"a:0": (2, 4)}
     with pytest.raises(InputError, match="NAME=D1,D2"):
         parse_shapes(["1,3,224"])
+
+
+def test_missing_runtime_names_the_extra(monkeypatch):
+    from edgekit.errors import MissingDependencyError
+    from edgekit.runtimes import get_runtime
+
+    for name, extra in (("litert", "litert"), ("onnxruntime", "onnx"), ("openvino", "openvino"),
+                        ("keras", "train"), ("tensorflow", "train")):  # fmt: skip
+        rt = get_runtime(name)
+        monkeypatch.setattr(rt, "available", classmethod(lambda cls: False))
+        with pytest.raises(MissingDependencyError, match=rf"pip install 'edgekit\[{extra}\]'"):
+            rt.require()
+
+
+def test_every_format_opens_a_session_and_references_are_not_targets(tiny_models):
+    from edgekit.runtimes import RUNTIMES, default_runtime, reference_runtime, target_runtimes
+
+    assert target_runtimes() == ["litert", "onnxruntime", "openvino"]
+    assert {"keras", "tensorflow"} <= set(RUNTIMES)
+    keras_model = edgekit.load(tiny_models["keras"])
+    with open_session(keras_model) as session:  # no target runtime reads .keras: its reference
+        assert session.runtime == "keras"
+    with pytest.raises(EdgekitError, match="convert it first"):
+        default_runtime(keras_model)  # what bench and deploy ask: still no target
+    saved = edgekit.load(tiny_models["savedmodel"])
+    assert reference_runtime(saved) == "tensorflow" and default_runtime(saved) == "openvino"
+    with pytest.raises(InputError, match="keras runtime runs only keras models"):
+        open_session(tiny_models["onnx"], "keras")
+
+
+def test_op_times_per_runtime(tiny_models):
+    onnx_model = edgekit.load(tiny_models["onnx"])
+    feeds = generate_inputs(onnx_model.signature, seed=2)[0]
+    for runtime in ("onnxruntime", "openvino"):
+        with open_session(onnx_model, runtime, threads=1) as session:
+            prof = session.op_times(feeds, runs=3)
+        assert prof["unit"] == "ms per inference"
+        assert prof["ops"] and all(v >= 0 for v in prof["ops"].values())
+        assert any("Conv" in op or "Convolution" in op for op in prof["ops"]), prof
+    tflite = edgekit.load(tiny_models["tflite"])
+    with open_session(tflite, "litert") as session:
+        prof = session.op_times(generate_inputs(tflite.signature)[0])
+    assert prof == {"unit": "op count", "ops": dict(tflite.op_histogram)}

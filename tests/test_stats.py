@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgekit.bench import stats
-from edgekit.bench.harness import parse_warmup
+from edgekit.bench.protocol import parse_warmup
 from edgekit.errors import InputError
 
 

@@ -11,12 +11,12 @@ from edgekit.errors import InputError
 from edgekit.model import Quantization, Signature, TensorSpec
 from edgekit.verify import (
     TOLERANCES,
-    _fit_layout,
-    _real,
-    _to_spec,
     compare_outputs,
+    fit_layout,
     match_inputs,
+    real_values,
     repaired_tflite,
+    to_spec,
     tolerance_for,
 )
 
@@ -89,20 +89,20 @@ def test_quantized_io_goes_through_scale_and_zero_point() -> None:
     q = Quantization((0.5,), (-10,))
     src = TensorSpec("in", (1, 3), "int8", q)
     raw = np.array([[-10, 0, 10]], np.int8)
-    real = _real(raw, src)
+    real = real_values(raw, src)
     assert real.tolist() == [[0.0, 5.0, 10.0]]
-    as_float = _to_spec(real, raw, src, TensorSpec("in", (1, 3), "float32"))
+    as_float = to_spec(real, raw, src, TensorSpec("in", (1, 3), "float32"))
     assert as_float.dtype == np.float32 and as_float.tolist() == [[0.0, 5.0, 10.0]]
     other = TensorSpec("in", (1, 3), "uint8", Quantization((0.25,), (100,)))
-    requant = _to_spec(real, raw, src, other)
+    requant = to_spec(real, raw, src, other)
     assert requant.dtype == np.uint8 and requant.tolist() == [[100, 120, 140]]
 
 
 def test_layouts_are_matched_by_shape() -> None:
     nhwc = np.zeros((1, 8, 6, 3), np.float32)
-    assert _fit_layout(nhwc, (1, 3, 8, 6)).shape == (1, 3, 8, 6)
-    assert _fit_layout(nhwc, (None, 8, 6, 3)).shape == (1, 8, 6, 3)
-    assert _fit_layout(nhwc.transpose(0, 3, 1, 2), (1, 8, 6, 3)).shape == (1, 8, 6, 3)
+    assert fit_layout(nhwc, (1, 3, 8, 6)).shape == (1, 3, 8, 6)
+    assert fit_layout(nhwc, (None, 8, 6, 3)).shape == (1, 8, 6, 3)
+    assert fit_layout(nhwc.transpose(0, 3, 1, 2), (1, 8, 6, 3)).shape == (1, 8, 6, 3)
 
 
 def test_inputs_are_matched_by_name_then_position() -> None:

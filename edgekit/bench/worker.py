@@ -26,16 +26,13 @@ from edgekit.errors import EdgekitError
 
 
 def _run_one(settings: dict[str, Any], out: Path) -> None:
-    from edgekit.bench.harness import Protocol, _measure
+    from edgekit.bench.measure import measure
+    from edgekit.bench.protocol import Protocol
     from edgekit.model import load
-    from edgekit.runtimes import get_runtime
 
-    m = load(settings["model"])
-    rt_name = settings["runtime"]
-    report = _measure(
-        m,
-        get_runtime(rt_name),
-        rt_name,
+    report = measure(
+        load(settings["model"]),
+        settings["runtime"],
         device=settings["device"],
         provider=settings["provider"],
         threads=settings["threads"],

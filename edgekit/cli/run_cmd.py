@@ -16,7 +16,7 @@ def run_command(bundle: str, inputs: str | None, output: str | None, device: str
 
     Example: edgekit run bundle/ --input x.npz --output y.npz
     """
-    from edgekit.deploy import run_bundle
+    from edgekit.deploy.bundle import run_bundle
 
     res = run_bundle(bundle, inputs, output, device=device)
     click.echo(f"ran {res['bundle']} on {res['runtime']} ({res['device']})")

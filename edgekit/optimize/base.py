@@ -1,72 +1,60 @@
-"""The data every pass shares: quantization options, layer errors, pass descriptions."""
+"""What every pass shares: the `Pass` base class, its config, and its one result type.
+
+A pass is a class with a declared config dataclass and one ``run(model, config, out)``
+(Olive's ``Pass._run_for_config``). Its capabilities (formats, precisions) are data in
+`edgekit.optimize.passes.PASSES`, so nothing here imports a framework.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
-from edgekit.errors import UnsupportedModelError
-
-
-def require_precision(tool: str, precision: str, supported: tuple[str, ...]) -> None:
-    """UnsupportedModelError naming the choices when `tool` cannot make `precision`."""
-    if precision not in supported:
-        raise UnsupportedModelError(
-            f"{tool} has no precision {precision!r}; choose from {', '.join(supported)}."
-        )
+from edgekit.optimize.passes import PASSES, PassInfo
 
 
 @dataclass(frozen=True)
-class QuantOptions:
-    """Knobs of a quantization pass; ``None`` means the pass picks for this CPU."""
-
-    keep_float: tuple[str, ...] = ()  # layers (TFLite tensors, ONNX/OpenVINO nodes) left float
-    per_channel: bool | None = None
-    quant_format: str | None = None  # ONNX: "QDQ" or "QOperator"
-    calibrate_method: str = "MinMax"  # ONNX: MinMax, Entropy, Percentile
-    activation_type: str | None = None  # ONNX: int8, uint8, int16
-    weight_type: str | None = None
-    reduce_range: bool | None = None
-    io_dtype: str | None = None  # TFLite int8 models: "int8"/"uint8" I/O, else float
-    preset: str | None = None  # OpenVINO: "performance" or "mixed"
-    model_type: str | None = None  # OpenVINO: "transformer"
-    keep_float_types: tuple[str, ...] = ()  # op types left float (ONNX/OpenVINO)
-
-    def with_float(self, *names: str) -> QuantOptions:
-        return replace(self, keep_float=tuple(dict.fromkeys((*self.keep_float, *names))))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+class PassConfig:
+    """The settings of one pass run; each pass declares a subclass with its own fields."""
 
 
-@dataclass(frozen=True)
-class LayerError:
-    """How much quantization damages one layer's output (bigger is worse)."""
+@dataclass
+class PassResult:
+    """What a pass made: the model written at `path`, its format and precision, and what
+    the pass measured or decided (`details`) and wants the user told (`warnings`)."""
 
-    name: str  # what a pass takes to keep it in float
-    op: str
-    error: float
-    metric: str  # "rmse/scale" (TFLite), "noise/signal" (ONNX), "relative rmse" (OpenVINO)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "op": self.op,
-            "error": float(f"{self.error:.6g}"),
-            "metric": self.metric,
-        }
+    path: Path
+    format: str
+    precision: str = "fp32"
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    model: Any = None  # the in-memory model as well, when the pass built one (Keras)
 
 
-@dataclass(frozen=True)
-class PassInfo:
-    """A pass as data: where it lives, which formats it takes, what it makes."""
+class Pass(ABC):
+    """A Model -> Model transformation.
 
-    name: str
-    target: str  # "module:function"
-    accepts: tuple[str, ...]  # model formats the pass takes
-    produces: str | None  # format it writes (None: same as input)
-    kind: str  # "prune", "quantize", "graph"
-    precisions: tuple[str, ...] = ()
-    needs_data: bool = False  # True: needs labelled training data (fine-tuning)
-    summary: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    Subclasses set `name` (their row in `PASSES`) and `Config` (a `PassConfig`
+    subclass), and implement `_run`; `run` checks the config's type before calling it.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[PassConfig]]
+
+    @property
+    def info(self) -> PassInfo:
+        """This pass's row of the table."""
+        return PASSES[self.name]
+
+    def run(self, model: Any, config: PassConfig, out: Path) -> PassResult:
+        """Transform `model` (a path, an `edgekit.model.Model`, or an in-memory Keras model)
+        as `config` says and write the result at `out`."""
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{self.name} takes a {self.Config.__name__}, not {type(config)}")
+        return self._run(model, config, Path(out))
+
+    @abstractmethod
+    def _run(self, model: Any, config: Any, out: Path) -> PassResult:
+        """The pass itself; `config` is an instance of `Config`."""

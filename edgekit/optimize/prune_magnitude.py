@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit.errors import UnsupportedModelError
+from edgekit.optimize.base import Pass, PassConfig, PassResult
 
 PRUNABLE = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
 
@@ -182,7 +184,7 @@ def prune_magnitude(
     pruned.set_weights(model.get_weights())
     pruned.compile(
         optimizer=keras.optimizers.Adam(lr),
-        loss=_loss_for(model),
+        loss=loss_for(model),
         metrics=["accuracy"],
     )
     steps = max(1, int(np.ceil(len(x) / batch_size))) * epochs
@@ -202,7 +204,7 @@ def prune_magnitude(
     )
 
 
-def _loss_for(model: Any) -> str:
+def loss_for(model: Any) -> str:
     """Sparse cross-entropy on probabilities or logits, whichever the head gives."""
     last = model.layers[-1]
     act = getattr(getattr(last, "activation", None), "__name__", "")
@@ -211,3 +213,50 @@ def _loss_for(model: Any) -> str:
     import keras
 
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+@dataclass(frozen=True)
+class FineTuneConfig(PassConfig):
+    """A Keras pruning pass's settings: the target sparsity (one, or per layer), the
+    labelled samples it fine-tunes on, and the epochs (None: the pass's default)."""
+
+    sparsity: float | Mapping[str, float]
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    validation: tuple[np.ndarray, np.ndarray] | None = None
+    epochs: int | None = None
+
+
+def keras_model(model: Any) -> Any:
+    """`model` as an in-memory Keras model (loaded when it is a path or a Model)."""
+    if hasattr(model, "get_weights"):
+        return model
+    from edgekit.formats.keras import load_keras
+    from edgekit.model import Model, load
+
+    return load_keras(model if isinstance(model, Model) else load(model))
+
+
+def fine_tune_result(res: PruneResult, out: Path) -> PassResult:
+    """A Keras pruning's PassResult: the pruned model saved at `out` (.keras)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res.model.save(out)
+    details = {
+        "layer_sparsity": {k: round(v, 4) for k, v in res.layer_sparsity.items()},
+        "params_before": res.params_before,
+        "params_after": res.params_after,
+    }
+    return PassResult(out, "keras", "fp32", details, model=res.model)
+
+
+class MagnitudePrune(Pass):
+    """The ``prune_magnitude`` pass: `prune_magnitude` on a Keras model."""
+
+    name = "prune_magnitude"
+    Config = FineTuneConfig
+
+    def _run(self, model: Any, config: FineTuneConfig, out: Path) -> PassResult:
+        kw = {} if config.epochs is None else {"epochs": config.epochs}
+        res = prune_magnitude(keras_model(model), config.x, config.y, config.sparsity,
+                              validation=config.validation, **kw)  # fmt: skip
+        return fine_tune_result(res, out)

@@ -15,12 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit.errors import UnsupportedModelError
-from edgekit.optimize.prune_magnitude import PruneResult, _loss_for
+from edgekit.optimize.base import Pass, PassResult
+from edgekit.optimize.prune_magnitude import (
+    FineTuneConfig,
+    PruneResult,
+    fine_tune_result,
+    keras_model,
+    loss_for,
+)
 
 PRUNABLE = ("Conv1D", "Conv2D", "Dense")
 # Layers that keep channels where they are (BatchNormalization and DepthwiseConv2D too,
@@ -250,7 +258,7 @@ def prune_structured(
     if x is not None and y is not None and epochs > 0:
         steps = max(1, int(np.ceil(len(x) / batch_size))) * epochs
         sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps, alpha=0.01)
-        small.compile(keras.optimizers.Adam(sched), loss=_loss_for(model), metrics=["accuracy"])
+        small.compile(keras.optimizers.Adam(sched), loss=loss_for(model), metrics=["accuracy"])
         h = small.fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=0, validation_data=validation
         )
@@ -266,3 +274,16 @@ def prune_structured(
         params_after=int(small.count_params()),
         history=hist,
     )
+
+
+class StructuredPrune(Pass):
+    """The ``prune_structured`` pass: `prune_structured` on a Keras model."""
+
+    name = "prune_structured"
+    Config = FineTuneConfig
+
+    def _run(self, model: Any, config: FineTuneConfig, out: Path) -> PassResult:
+        kw = {} if config.epochs is None else {"epochs": config.epochs}
+        res = prune_structured(keras_model(model), config.sparsity, config.x, config.y,
+                               validation=config.validation, **kw)  # fmt: skip
+        return fine_tune_result(res, out)

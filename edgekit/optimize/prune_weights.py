@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgekit.errors import UnsupportedModelError
+from edgekit.optimize.base import Pass, PassConfig, PassResult
 
 NOTE = (
     "weight pruning without training only zeroes weights: the model is as large and as "
@@ -112,3 +114,29 @@ def prune_weights(src: Path, out: Path, sparsity: float, fmt: str) -> WeightPrun
     if fmt == "tflite":
         return prune_tflite(Path(src), Path(out), sparsity)
     raise UnsupportedModelError(f"weight pruning takes ONNX or TFLite models, not {fmt}.")
+
+
+@dataclass(frozen=True)
+class WeightPruneConfig(PassConfig):
+    """The fraction of each weight tensor to zero."""
+
+    sparsity: float
+
+
+class WeightPrune(Pass):
+    """The ``prune_weights`` pass: `prune_weights` on an ONNX or TFLite file."""
+
+    name = "prune_weights"
+    Config = WeightPruneConfig
+
+    def _run(self, model: Any, config: WeightPruneConfig, out: Path) -> PassResult:
+        from edgekit.model import Model, load
+
+        m = model if isinstance(model, Model) else load(model)
+        fmt = str(m.format)
+        res = prune_weights(m.path, out, config.sparsity, fmt)
+        details = {
+            "layer_sparsity": {k: round(v, 4) for k, v in res.layer_sparsity.items()},
+            "note": res.note,
+        }
+        return PassResult(res.path, fmt, "fp32", details, [res.note])

@@ -15,8 +15,12 @@ baseline (`edgekit.verify.compare_outputs` on the eval samples);
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekit.optimize.flow import Run
 
 SCHEMA_VERSION = 1
 REQUIRED = (
@@ -41,37 +45,18 @@ def _entry(c: Any, fmt: str, stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_report(
-    *,
-    src: Any,
-    profile: Any,
-    runtime: str,
-    data: Any,
-    baseline: Any,
-    chosen: Any,
-    candidates: list[Any],
-    before_stats: dict[str, Any],
-    after_stats: dict[str, Any],
-    prune_info: dict[str, Any] | None,
-    layer_errors: list[Any],
-    recovery: Any,
-    graph_opt: dict[str, Any] | None,
-    max_drop: float,
-    met: bool,
-    warnings: list[str],
-    slow_ops: dict[str, Any] | None,
-    threads: int,
-    threads_from: str,
-    elapsed_s: float,
-) -> dict[str, Any]:
-    """The report as a JSON-ready dict (see the module docstring)."""
+def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) -> dict[str, Any]:
+    """The report of a finished flow `run` of the model `source` (see the module docstring)."""
     from edgekit.bench.machine import package_versions
     from edgekit.devices import cpu
-    from edgekit.optimize.pipeline import host_note, parity_dict
-    from edgekit.optimize.quant_onnx import has_vnni
+    from edgekit.optimize.candidates import parity_dict
+    from edgekit.optimize.quantize.onnx import has_vnni
 
+    profile, runtime, data, threads = run.prof, run.runtime, run.data, run.threads
+    baseline, chosen, candidates = run.base, run.chosen, run.candidates
+    recovery, max_drop = run.recovery, run.max_drop
     fmt = profile.format
-    warns = list(warnings)
+    warns = list(run.warnings)
     host = host_note(profile, threads)
     if host:
         warns.insert(0, host)
@@ -95,7 +80,7 @@ def build_report(
     kept = list(chosen.kept_float)
     rep: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "source": {"path": str(src.path), "format": str(src.format), "sha256": src.sha256},
+        "source": {"path": str(source.path), "format": str(source.format), "sha256": source.sha256},
         # every framework that may have touched the model, for reproducing the result
         "versions": package_versions(),
         "profile": {
@@ -118,22 +103,26 @@ def build_report(
             "host_measurement": host is not None,
             "statistic": "median of interleaved edgekit.bench runs (round-robin over the models)",
         },
-        "data": {"source": data.source, "labelled": data.labelled, "preprocess": _preprocess(src)},
-        "baseline": _entry(baseline, fmt, before_stats),
-        "optimized": _entry(chosen, fmt, after_stats),
+        "data": {
+            "source": data.source,
+            "labelled": data.labelled,
+            "preprocess": _preprocess(source),
+        },
+        "baseline": _entry(baseline, fmt, run.before_stats),
+        "optimized": _entry(chosen, fmt, run.after_stats),
         "parity": parity_dict(chosen.parity),
         "accuracy_drop": None if chosen.accuracy_drop is None else round(chosen.accuracy_drop, 3),
         "accuracy_drop_unit": "points" if data.labelled else "points of top-1 disagreement",
         "max_accuracy_drop": max_drop,
-        "meets_budget": met,
+        "meets_budget": run.met,
         "speedup": None if speedup is None else round(speedup, 3),
         "size_ratio": round(chosen.size_bytes / baseline.size_bytes, 4)
         if chosen.size_bytes and baseline.size_bytes
         else None,
         "kept_float": kept,
-        "pruning": prune_info,
-        "graph_opt": graph_opt,
-        "layer_errors": [e.to_dict() for e in layer_errors],
+        "pruning": run.prune_info,
+        "graph_opt": run.graph_info,
+        "layer_errors": [e.to_dict() for e in run.layer_errors],
         "recovery": None
         if recovery is None
         else {
@@ -149,7 +138,7 @@ def build_report(
             ],
         },
         "candidates": [c.to_dict() for c in candidates],
-        "slow_ops": slow_ops,
+        "slow_ops": run.slow_ops,
         "warnings": warns,
         "elapsed_s": elapsed_s,
     }
@@ -161,12 +150,16 @@ def build_report(
     return rep
 
 
-def _preprocess(src: Any) -> dict[str, Any] | None:
-    """The preprocess.json the data was prepared with (None: fed as stored)."""
-    from edgekit.data import Preprocess
-
-    pre = Preprocess.find_for(src.path)
-    return None if pre is None else pre.to_dict()
+def host_note(prof: Any, threads: int) -> str | None:
+    """The warning that labels numbers measured here for a profile of another machine."""
+    if prof.runnable_here():
+        return None
+    target = f"{prof.threads} thread(s)" if prof.threads else "its runtime's default threads"
+    return (
+        f"profile {prof.name} targets {prof.arch} ({prof.device_label}); these numbers are "
+        f"HOST MEASUREMENTS on this {platform.machine()} machine with the profile's runtime "
+        f"on {threads} thread(s) (the target runs {target}), not the target's"
+    )
 
 
 def validate(rep: dict[str, Any]) -> None:
@@ -255,8 +248,7 @@ def markdown(rep: dict[str, Any]) -> str:
             lines += ["", f"Note: {pr['note']}."]
         lines.append("")
     if rep["layer_errors"]:
-        from edgekit.optimize.base import LayerError
-        from edgekit.optimize.debug import describe
+        from edgekit.optimize.quantize import LayerError, describe
 
         lines += ["## Layers with the largest quantization error", ""]
         for e in rep["layer_errors"][:5]:
@@ -304,6 +296,14 @@ def _ratio(a: float | None, b: float | None) -> str:
     if not a or not b:
         return ""
     return f"{a / b:.2f}x"
+
+
+def _preprocess(src: Any) -> dict[str, Any] | None:
+    """The preprocess.json the data was prepared with (None: fed as stored)."""
+    from edgekit.data import Preprocess
+
+    pre = Preprocess.find_for(src.path)
+    return None if pre is None else pre.to_dict()
 
 
 def write(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:

@@ -1,7 +1,10 @@
 """Inference runtimes behind one Session API, found through a registry.
 
 A new runtime is one module with a `Runtime` subclass plus one line in
-`RUNTIMES`; nothing is imported until a runtime is used.
+`RUNTIMES`; nothing is imported until a runtime is used. Reference-only
+runtimes (`Runtime.reference_only`: Keras, TensorFlow) run a model in its own
+framework for parity and accuracy checks, so that `open_session` covers every
+format; `target_runtimes()` lists the others, the ones a model is deployed on.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, InputError
 
 if TYPE_CHECKING:
     from edgekit.model import Model
@@ -20,6 +23,8 @@ RUNTIMES: dict[str, str] = {
     "litert": "edgekit.runtimes.litert:LiteRT",
     "onnxruntime": "edgekit.runtimes.onnxruntime:OnnxRuntime",
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
+    "keras": "edgekit.runtimes.keras:Keras",
+    "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
 }
 
 # The runtime a format runs on when the user names none.
@@ -30,17 +35,34 @@ DEFAULT_RUNTIME = {
     "savedmodel": "openvino",
 }
 
+# The runtime a format's own framework runs it on: what its conversions are checked against.
+REFERENCE_RUNTIME = {
+    "keras": "keras",
+    "savedmodel": "tensorflow",
+}
+
 
 def get_runtime(name: str) -> type[Runtime]:
     """The Runtime class registered under `name`."""
     target = RUNTIMES.get(name)
     if target is None:
-        raise EdgekitError(f"unknown runtime {name!r}; valid runtimes: {', '.join(RUNTIMES)}")
+        targets = target_runtimes()
+        references = [n for n in RUNTIMES if n not in targets]
+        raise InputError(
+            f"unknown runtime {name!r}; valid runtimes: {', '.join(targets)} "
+            f"(and, for parity checks, the references {', '.join(references)})"
+        )
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
+def target_runtimes() -> list[str]:
+    """Names of the runtimes a model is deployed on (every runtime but the references)."""
+    return [name for name in RUNTIMES if not get_runtime(name).reference_only]
+
+
 def default_runtime(model: Model) -> str:
+    """The target runtime a model's format runs on when the user names none."""
     name = DEFAULT_RUNTIME.get(str(model.format))
     if name is None:
         raise EdgekitError(
@@ -48,6 +70,12 @@ def default_runtime(model: Model) -> str:
             f"(`edgekit convert {model.path.name} --to tflite|onnx|openvino`)"
         )
     return name
+
+
+def reference_runtime(model: Model) -> str:
+    """The runtime that is the reference for a model: its own framework where edgekit has it
+    (Keras, TensorFlow), else its format's default runtime."""
+    return REFERENCE_RUNTIME.get(str(model.format)) or default_runtime(model)
 
 
 def open_session(
@@ -59,9 +87,16 @@ def open_session(
     provider: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> Session:
-    """Load `model` on `runtime` (the format's natural one when None) and return a Session."""
+    """Load `model` on `runtime` and return a Session.
+
+    With `runtime` None, the format's default runtime, or its reference runtime for
+    a format no target runtime reads (Keras).
+    """
     from edgekit.model import Model, load
 
     m = model if isinstance(model, Model) else load(model)
+    fmt = str(m.format)
+    if runtime is None and fmt not in DEFAULT_RUNTIME and fmt in REFERENCE_RUNTIME:
+        runtime = REFERENCE_RUNTIME[fmt]
     rt = get_runtime(runtime or default_runtime(m))
     return rt.open(m, device=device, threads=threads, provider=provider, options=options)

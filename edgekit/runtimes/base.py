@@ -4,19 +4,25 @@ A `Runtime` says which formats it runs, whether it is installed, and opens a
 `Session`. A `Session` holds a loaded model: `run(feeds)` checks the feeds
 against the signature and returns outputs by name; `bind(feeds)` returns a
 zero-argument callable that runs one inference on pre-set inputs, which is what
-the benchmark harness times.
+the benchmark harness times. Everything else that differs between runtimes
+(per-op profiles, concurrent requests, the options a report records) is a
+method here too, so that code outside `edgekit.runtimes` never asks which
+runtime it holds.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from edgekit.errors import InputError, MissingDependencyError, UnsupportedModelError
 from edgekit.model import Model, Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from edgekit.runtimes.concurrent import Requests
 
 
 class Session(abc.ABC):
@@ -49,6 +55,41 @@ class Session(abc.ABC):
         return lambda: self._run(checked)
 
     timed_region: ClassVar[str] = "input copy + inference + output read"
+    # Whether one session may run from several threads at once (throughput mode shares it).
+    thread_safe: ClassVar[bool] = False
+    # How throughput mode's threads hold the model, as the report states it.
+    concurrency_note: ClassVar[str] = "one session per thread"
+
+    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Where the time goes, per op type: {"unit": ..., "ops": {op: value}}.
+
+        Runtimes that profile return "ms per inference" after `runs` inferences on
+        `feeds`; this default, for a runtime whose Python API gives no per-op times,
+        returns the model's op histogram with the unit "op count".
+        """
+        return {"unit": "op count", "ops": dict(self.model.op_histogram)}
+
+    def concurrent(
+        self,
+        feeds: Sequence[Mapping[str, np.ndarray]],
+        calls: Sequence[Callable[[], Any]],
+        concurrency: int,
+        open_more: Callable[[], Session],
+    ) -> Requests:
+        """`concurrency` requests in flight at once over `feeds`, for throughput mode.
+
+        `calls` are this session's bound callables for `feeds`; `open_more` opens
+        another session of the same model and settings. This default runs one Python
+        thread per request, sharing this session when `thread_safe`, else giving each
+        extra thread a session of its own from `open_more`.
+        """
+        from edgekit.runtimes.concurrent import ThreadRequests
+
+        if self.thread_safe:
+            return ThreadRequests([list(calls) for _ in range(concurrency)], self, [])
+        extra = [open_more() for _ in range(concurrency - 1)]
+        groups = [list(calls)] + [[s.bind(f) for f in feeds] for s in extra]
+        return ThreadRequests(groups, self, extra)
 
     def close(self) -> None:  # noqa: B027 - optional hook; most sessions free on GC
         """Release the runtime's resources."""
@@ -66,6 +107,10 @@ class Runtime(abc.ABC):
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
     package: ClassVar[str]  # the pip package that provides it
+    extra: ClassVar[str]  # the edgekit extra that installs it: pip install 'edgekit[extra]'
+    # A reference runs a model in its own framework for parity and accuracy checks; it is
+    # not a deployment target, so profiles, inspect and bench do not offer it.
+    reference_only: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -82,6 +127,24 @@ class Runtime(abc.ABC):
         """Devices (or execution providers) this runtime can use on this machine."""
         return ["CPU"]
 
+    @classmethod  # noqa: B027 - optional hook: most runtimes import in version()
+    def import_framework(cls) -> None:
+        """Import the framework now, so that a later `open` is charged for the model only."""
+
+    @classmethod
+    def throughput_options(
+        cls, concurrency: int, threads: int | None, options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The `open` options for `concurrency` requests at once with `threads` each."""
+        return dict(options or {})
+
+    @classmethod
+    def report_options(
+        cls, device: str, threads: int | None, options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The settings a benchmark report records for a session opened with `options`."""
+        return dict(options or {})
+
     @classmethod
     @abc.abstractmethod
     def open(
@@ -97,9 +160,11 @@ class Runtime(abc.ABC):
 
     @classmethod
     def require(cls) -> None:
+        """Raise a MissingDependencyError naming the extra to install when it is missing."""
         if not cls.available():
             raise MissingDependencyError(
-                f"the {cls.name} runtime is not installed; run: pip install {cls.package}"
+                f"the {cls.name} runtime is not installed ({cls.package}); "
+                f"run: pip install 'edgekit[{cls.extra}]'"
             )
 
     @classmethod
@@ -110,6 +175,49 @@ class Runtime(abc.ABC):
                 f"(it runs {', '.join(cls.formats)}); convert it first, e.g. "
                 f"`edgekit convert {model.path.name} --to {cls.formats[0]}`"
             )
+
+    # --- what a deploy bundle needs from its runtime (edgekit.deploy asks these) ---
+
+    @classmethod
+    def serves(cls, profile_runtime: str) -> bool:
+        """True when this runtime runs, on a host, the models of a profile that names
+        `profile_runtime` (a microcontroller runtime's models run on its desktop sibling)."""
+        return profile_runtime == cls.name
+
+    @classmethod
+    def bundle_requirement(cls, providers: Sequence[str] = ()) -> dict[str, Any]:
+        """What a bundle pins to run on the target, given the profile's execution providers.
+
+        Keys: ``package`` (the pip distribution), ``requirement`` (its pip line, at
+        least this host's major.minor), ``alternatives`` (other packages that work),
+        ``module`` (what the bundle's run.py imports).
+        """
+        return {"package": cls.package, "requirement": cls.min_requirement(cls.package),
+                "alternatives": [], "module": cls.package.replace("-", "_")}  # fmt: skip
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        """Where to run, on this host, a model meant for `device` (with the target's execution
+        `providers` and LiteRT `delegate`): ``(device, provider, note)``, where `note` says
+        why the host differs from the target, or is None when it runs it as the target would.
+
+        The default runs on the CPU and says so when the target's device is another one.
+        """
+        note = None if device == "CPU" else f"{device} is not present here; measured on CPU"
+        return "CPU", (providers[0] if providers else None), note
+
+    @staticmethod
+    def min_requirement(dist: str) -> str:
+        """``dist>=MAJOR.MINOR`` of the installed distribution, or the bare name if absent."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version(dist)
+        except PackageNotFoundError:
+            return dist
+        return f"{dist}>={'.'.join(installed.split('.')[:2])}"
 
 
 def first_line(exc: BaseException) -> str:

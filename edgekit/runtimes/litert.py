@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ def _interpreter_module() -> tuple[str, Any]:
             except ImportError:  # tflite_runtime 2.14 breaks under numpy 2
                 continue
     raise MissingDependencyError(
-        "no TFLite interpreter is installed; run: pip install ai-edge-litert"
+        "no TFLite interpreter is installed (ai-edge-litert); run: pip install 'edgekit[litert]'"
     )
 
 
@@ -55,6 +55,9 @@ def _explain(model: Model, exc: BaseException) -> str:
 class LiteRTSession(Session):
     runtime = "litert"
     timed_region = "input copy (set_tensor) + invoke + output copy (get_tensor)"
+    # an interpreter is not thread-safe; op_times stays the base op histogram, since the
+    # Python interpreter exposes no per-op timings
+    concurrency_note = "one interpreter per thread"
 
     def __init__(self, model: Model, interpreter: Any, device: str, threads: int | None) -> None:
         super().__init__(model, model.signature)
@@ -142,6 +145,7 @@ class LiteRT(Runtime):
     name = "litert"
     formats = ("tflite",)
     package = "ai-edge-litert"
+    extra = "litert"
 
     @classmethod
     def available(cls) -> bool:
@@ -160,7 +164,12 @@ class LiteRT(Runtime):
 
     @classmethod
     def interpreter_package(cls) -> str:
+        """The package whose interpreter runs models here (importing it)."""
         return _interpreter_module()[0]
+
+    @classmethod
+    def import_framework(cls) -> None:
+        _interpreter_module()
 
     @classmethod
     def open(
@@ -188,3 +197,25 @@ class LiteRT(Runtime):
                 f"{model.path}: LiteRT refuses this model: {_explain(model, exc)}"
             ) from None
         return LiteRTSession(model, interp, "CPU", threads)
+
+    # --- what a deploy bundle needs (see Runtime) ---
+
+    @classmethod
+    def serves(cls, profile_runtime: str) -> bool:
+        # TFLite Micro runs the same flatbuffers; a host checks them with LiteRT.
+        return profile_runtime in (cls.name, "tflite-micro")
+
+    @classmethod
+    def bundle_requirement(cls, providers: Sequence[str] = ()) -> dict[str, Any]:
+        return {"package": cls.package, "requirement": cls.min_requirement(cls.package),
+                "alternatives": ["tflite-runtime", "tensorflow"],
+                "module": "ai_edge_litert"}  # fmt: skip
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        note = None
+        if device != "CPU" or (delegate or "none") not in ("none", "xnnpack"):
+            note = f"the {delegate or device} delegate runs on the target only; measured on CPU"
+        return "CPU", (providers[0] if providers else None), note

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,22 @@ def resolve_provider(provider: str | None, device: str | None) -> str:
     return PROVIDER_ALIASES.get(choice.lower(), choice)
 
 
+def session_options(threads: int | None, options: Mapping[str, Any] | None) -> Any:
+    """ONNX Runtime SessionOptions for `threads` intra-op threads, run sequentially."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    level = (options or {}).get("graph_optimization_level")
+    if level is not None:
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    return so
+
+
 def _explain(exc: BaseException) -> str:
     text = str(exc)
     node = re.search(r"[Nn]ode(?: name)?[: ]+'?([\w/.:-]+)'?", text)
@@ -50,10 +67,24 @@ def _explain(exc: BaseException) -> str:
 class OrtSession(Session):
     runtime = "onnxruntime"
     timed_region = "session.run with pre-built feed dict (includes output allocation and copy)"
+    # run() is thread-safe and releases the GIL: throughput mode's threads share one session
+    thread_safe = True
+    concurrency_note = "one shared InferenceSession"
 
-    def __init__(self, model: Model, sess: Any, provider: str, threads: int | None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        sess: Any,
+        provider: str,
+        threads: int | None,
+        *,
+        providers: list[Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(model, model.signature)
         self.sess = sess
+        self._providers = providers or [provider]
+        self._options = dict(options or {})
         self.provider = provider
         self.device = (
             "GPU" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "CPU"
@@ -83,6 +114,30 @@ class OrtSession(Session):
         run, names = self.sess.run, self._out_names
         return lambda: run(names, checked)
 
+    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Kernel time per op type in ms per inference, from ONNX Runtime's session profiler
+        (a second session of the same model and settings, with profiling on)."""
+        import json
+        import tempfile
+
+        import onnxruntime as ort
+
+        checked = check_feeds(self.signature, feeds, self.model)
+        so = session_options(self.threads, self._options)
+        so.enable_profiling = True
+        with tempfile.TemporaryDirectory(prefix="edgekit-profile-") as tmp:
+            so.profile_file_prefix = str(Path(tmp) / "ort")
+            sess = ort.InferenceSession(str(self.model.path), so, providers=self._providers)
+            for _ in range(runs):
+                sess.run(None, checked)
+            events = json.loads(Path(sess.end_profiling()).read_text())
+        out: dict[str, float] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+                op = e.get("args", {}).get("op_name", "?")
+                out[op] = out.get(op, 0.0) + e["dur"] / 1e3 / runs
+        return {"unit": "ms per inference", "ops": out}
+
     def close(self) -> None:
         self.sess = None
 
@@ -91,6 +146,7 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
     formats = ("onnx",)
     package = "onnxruntime"
+    extra = "onnx"
 
     @classmethod
     def available(cls) -> bool:
@@ -134,15 +190,7 @@ class OnnxRuntime(Runtime):
                 f"(available: {', '.join(available)}); install the matching onnxruntime package "
                 "(e.g. onnxruntime-gpu for CUDA/TensorRT)"
             )
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        level = (options or {}).get("graph_optimization_level")
-        if level is not None:
-            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        so = session_options(threads, options)
         # options["provider_options"]: the EP's own settings, e.g. {"trt_fp16_enable": True}
         provider_options = (options or {}).get("provider_options")
         first = (chosen, dict(provider_options)) if provider_options else chosen
@@ -154,4 +202,28 @@ class OnnxRuntime(Runtime):
             raise UnsupportedModelError(
                 f"{model.path}: ONNX Runtime refuses this model: {_explain(exc)}"
             ) from None
-        return OrtSession(model, sess, chosen, threads)
+        return OrtSession(model, sess, chosen, threads, providers=providers, options=options)
+
+    # --- what a deploy bundle needs (see Runtime) ---
+
+    @classmethod
+    def bundle_requirement(cls, providers: Sequence[str] = ()) -> dict[str, Any]:
+        # The CUDA and TensorRT providers ship in onnxruntime-gpu, QNN in onnxruntime-qnn.
+        gpu = any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in providers)
+        pkg = "onnxruntime-gpu" if gpu else cls.package
+        alts = ["onnxruntime-qnn"] if "QNNExecutionProvider" in providers else []
+        req = cls.min_requirement(cls.package).replace(cls.package, pkg, 1)
+        return {"package": pkg, "requirement": req, "alternatives": alts, "module": "onnxruntime"}
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        present = cls.devices()
+        usable = [p for p in providers if p in present]
+        wanted = providers[0] if providers else None
+        note = None
+        if wanted not in present:
+            note = f"{wanted} is not available here; measured on {usable[0] if usable else 'CPU'}"
+        provider = usable[0] if usable else "CPUExecutionProvider"
+        return ("CPU" if provider == "CPUExecutionProvider" else device), provider, note

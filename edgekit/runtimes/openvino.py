@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from edgekit.errors import UnsupportedModelError
 from edgekit.formats.openvino import explain_error, read_model
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session, check_feeds
+from edgekit.runtimes.concurrent import Requests
 
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")
 
@@ -36,6 +38,57 @@ def compile_config(device: str, threads: int | None, options: Mapping[str, Any] 
     return config
 
 
+class AsyncRequests(Requests):
+    """OpenVINO's AsyncInferQueue over a model compiled with one stream per request.
+
+    `step` waits for an idle request, then starts it on the next input (shared
+    memory, no copy); a sample spans start_async to the completion callback, so it
+    holds no queueing. The stop rules judge the count of requests started.
+    """
+
+    def __init__(
+        self, session: OpenVINOSession, feeds: Sequence[Mapping[str, np.ndarray]], concurrency: int
+    ) -> None:
+        import openvino as ov
+
+        pc = self._pc = time.perf_counter_ns
+        self._arrays = [[f[s.name] for s in session.signature.inputs] for f in feeds]
+        self._queue = ov.AsyncInferQueue(session.compiled, concurrency)
+        self._done: list[int] = []
+        self._queue.set_callback(lambda request, start: self._done.append(pc() - start))
+        self._started = 0
+        threads = session.compiled.get_property("INFERENCE_NUM_THREADS")
+        self._region = (
+            f"AsyncInferQueue with {concurrency} requests in flight (NUM_STREAMS={concurrency}, "
+            f"INFERENCE_NUM_THREADS={threads}): "
+            "each sample spans start_async on an idle request (shared input memory, no queueing) "
+            "to its completion callback; "
+            "throughput = completed requests / wall time"
+        )
+
+    @property
+    def timed_region(self) -> str:
+        return self._region
+
+    def start(self) -> None:
+        self._done.clear()
+        self._started = 0
+
+    def step(self) -> int:
+        # wait for a free request first, so a sample does not include queueing
+        self._queue.get_idle_request_id()
+        arrays = self._arrays[self._started % len(self._arrays)]
+        self._queue.start_async(arrays, userdata=self._pc(), share_inputs=True)
+        self._started += 1
+        return self._started
+
+    def finish(self) -> None:
+        self._queue.wait_all()
+
+    def samples(self) -> np.ndarray:
+        return np.asarray(self._done, dtype=np.int64)
+
+
 class OpenVINOSession(Session):
     runtime = "openvino"
     timed_region = (
@@ -43,11 +96,20 @@ class OpenVINOSession(Session):
         "infer_request.infer (outputs read as views)"
     )
 
-    def __init__(self, model: Model, compiled: Any, device: str, threads: int | None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        compiled: Any,
+        device: str,
+        threads: int | None,
+        *,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(model, model.signature)
         self.compiled = compiled
         self.device = device
         self.threads = threads
+        self._config = dict(config or {})
         self.request = compiled.create_infer_request()
         if not device.upper().startswith("CPU"):
             # a synchronous infer() returns after the device finished and outputs are readable
@@ -102,6 +164,33 @@ class OpenVINOSession(Session):
 
         return call
 
+    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Time per executed node type in ms for one inference (OpenVINO's profiling info
+        after `runs` inferences), from the model compiled again with PERF_COUNT on."""
+        arrays = self._ordered(check_feeds(self.signature, feeds, self.model))
+        # read again rather than kept: holding the graph would add its weights to the RSS
+        config = {**self._config, "PERF_COUNT": True}
+        compiled = _core().compile_model(read_model(self.model), self.device, config)
+        request = compiled.create_infer_request()
+        for _ in range(runs):
+            request.infer(arrays)
+        out: dict[str, float] = {}
+        for info in request.get_profiling_info():
+            key = f"{info.node_type} ({info.exec_type})"
+            out[key] = out.get(key, 0.0) + info.real_time.total_seconds() * 1e3
+        return {"unit": "ms per inference", "ops": out}
+
+    def concurrent(
+        self,
+        feeds: Sequence[Mapping[str, np.ndarray]],
+        calls: Sequence[Callable[[], Any]],
+        concurrency: int,
+        open_more: Callable[[], Session],
+    ) -> Requests:
+        """An AsyncInferQueue of `concurrency` requests on this compiled model (open it with
+        `OpenVINO.throughput_options` so that it has as many streams)."""
+        return AsyncRequests(self, feeds, concurrency)
+
     def close(self) -> None:
         self.request = None
         self.compiled = None
@@ -111,6 +200,7 @@ class OpenVINO(Runtime):
     name = "openvino"
     formats = ("openvino", "onnx", "tflite", "savedmodel")
     package = "openvino"
+    extra = "openvino"
 
     @classmethod
     def available(cls) -> bool:
@@ -127,6 +217,27 @@ class OpenVINO(Runtime):
     @classmethod
     def devices(cls) -> list[str]:
         return list(_core().available_devices) if cls.available() else []
+
+    @classmethod
+    def throughput_options(
+        cls, concurrency: int, threads: int | None, options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """One stream per request; `threads` is per request, as on the other runtimes, while
+        OpenVINO's INFERENCE_NUM_THREADS is the total over all streams."""
+        ov_opts: dict[str, Any] = {
+            "PERFORMANCE_HINT": "THROUGHPUT",
+            "NUM_STREAMS": str(concurrency),
+        }
+        if threads:
+            ov_opts["INFERENCE_NUM_THREADS"] = threads * concurrency
+        return {**ov_opts, **dict(options or {})}
+
+    @classmethod
+    def report_options(
+        cls, device: str, threads: int | None, options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The compile configuration the session used."""
+        return {"compile_config": compile_config(device, threads, options)}
 
     @classmethod
     def open(
@@ -149,12 +260,26 @@ class OpenVINO(Runtime):
             )
         model.signature  # noqa: B018 - a damaged file is a ModelError before OpenVINO sees it
         ov_model = read_model(model)
+        config = compile_config(device, threads, options)
         try:
-            compiled = core.compile_model(
-                ov_model, device, compile_config(device, threads, options)
-            )
+            compiled = core.compile_model(ov_model, device, config)
         except RuntimeError as exc:
             raise UnsupportedModelError(
                 f"{model.path}: OpenVINO cannot compile this model for {device}: {explain_error(exc)}"
             ) from None
-        return OpenVINOSession(model, compiled, device, threads)
+        return OpenVINOSession(model, compiled, device, threads, config=config)
+
+    # --- what a deploy bundle needs (see Runtime) ---
+
+    @classmethod
+    def host_placement(
+        cls, device: str, providers: Sequence[str] = (), delegate: str | None = None
+    ) -> tuple[str, str | None, str | None]:
+        try:
+            present = cls.devices()
+        except Exception:  # a broken openvino install: opening the session will say why
+            present = []
+        provider = providers[0] if providers else None
+        if device in present or device == "AUTO":
+            return device, provider, None
+        return "CPU", provider, f"{device} is not present here; measured on CPU"

@@ -1,0 +1,95 @@
+"""Benchmark inputs: seeded generated samples, a user's .npz, or a user's arrays.
+
+At least `INPUT_SAMPLES` distinct samples are rotated over (fewer only when
+memory forbids), all made before anything is timed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import InputError
+
+INPUT_SAMPLES = 16
+INPUT_MEMORY_LIMIT = 512 * 2**20
+
+
+def load_npz(path: str | os.PathLike, signature: Any) -> list[dict[str, np.ndarray]]:
+    """Samples from a user's .npz: one array per input name, optionally with a leading sample axis."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such input file") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: is not a readable .npz file ({exc})") from None
+    names = [t.name for t in signature.inputs]
+    if set(arrays) != set(names):
+        raise InputError(
+            f"{p}: holds arrays {sorted(arrays)}, but the model's inputs are {names}; "
+            "name each array after its input"
+        )
+    counts = set()
+    for spec in signature.inputs:
+        arr = arrays[spec.name]
+        rank = None if spec.shape is None else len(spec.shape)
+        counts.add(arr.shape[0] if rank is not None and arr.ndim == rank + 1 else None)
+    if len(counts) != 1:
+        raise InputError(f"{p}: inputs disagree on the number of samples along the first axis")
+    count = counts.pop()
+    if count is None:
+        return [arrays]
+    if count == 0:
+        raise InputError(f"{p}: holds zero samples")
+    return [{n: np.ascontiguousarray(a[i]) for n, a in arrays.items()} for i in range(count)]
+
+
+def _feed_bytes(feeds: Mapping[str, np.ndarray]) -> int:
+    return sum(int(a.nbytes) for a in feeds.values())
+
+
+def benchmark_inputs(
+    signature: Any,
+    inputs: str | os.PathLike | Sequence[Mapping[str, np.ndarray]] | None,
+    *,
+    seed: int,
+    batch: int,
+    input_shapes: Mapping[str, tuple[int, ...]] | None,
+    warnings: list[str],
+) -> tuple[list[dict[str, np.ndarray]], str]:
+    """The feeds to rotate over (contiguous arrays) and how they were made, in words.
+
+    A warning is appended to `warnings` when large inputs cut the generated count.
+    """
+    from edgekit.inputs import generate_inputs
+
+    if inputs is None:
+        one = generate_inputs(signature, count=1, seed=seed, batch=batch, shapes=input_shapes)
+        count = INPUT_SAMPLES
+        per = _feed_bytes(one[0])
+        if per * count > INPUT_MEMORY_LIMIT:
+            count = max(1, INPUT_MEMORY_LIMIT // max(per, 1))
+            warnings.append(
+                f"inputs are large ({per / 2**20:.0f} MiB per sample): rotating over "
+                f"{count} samples instead of {INPUT_SAMPLES}"
+            )
+        feeds = generate_inputs(signature, count=count, seed=seed, batch=batch, shapes=input_shapes)
+        input_mode = (
+            f"generated: {count} distinct seeded samples (seed {seed}), dtype and quantized "
+            "ranges of the signature, rotated in order"
+        )
+    elif isinstance(inputs, (str, os.PathLike)):
+        feeds = load_npz(inputs, signature)
+        input_mode = f"user file {Path(inputs).name}: {len(feeds)} samples, rotated in order"
+    else:
+        feeds = [dict(f) for f in inputs]
+        if not feeds:
+            raise InputError("inputs is an empty list of feeds")
+        input_mode = f"user arrays: {len(feeds)} samples, rotated in order"
+    return [{k: np.ascontiguousarray(v) for k, v in f.items()} for f in feeds], input_mode

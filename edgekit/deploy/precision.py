@@ -1,0 +1,55 @@
+"""The precision a bundle is made at, and the optimize pass that makes the integer ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit.errors import InputError
+from edgekit.model import Model
+
+if TYPE_CHECKING:
+    from edgekit.profiles import Profile
+
+__all__ = ["FLOAT_PRECISIONS", "INT_PRECISIONS", "Optimizer", "choose_precision",
+           "default_optimizer"]  # fmt: skip
+
+FLOAT_PRECISIONS = ("fp32", "fp16")
+INT_PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "int16x8")
+
+# An optimizer turns the source model into one of `precision`, in the profile's format,
+# inside `work`.
+Optimizer = Callable[[Model, "Profile", str, Path], Model]
+
+
+def default_optimizer(model: Model, profile: Profile, precision: str, work: Path) -> Model:
+    """Quantize the source through `edgekit.optimize.optimize` (the seam deploy uses for int8).
+
+    The optimize pass converts to the profile's format itself (TFLite quantization
+    needs the Keras or SavedModel source), so it gets the source model. Its verdict
+    (budget met, warnings) rides on the returned model as ``optimize_report``.
+    """
+    from edgekit.model import load
+    from edgekit.optimize import optimize
+
+    result = optimize(model.path, profile, out=str(work), quantize=precision, measure=False)
+    made = load(result.model_path)
+    made.__dict__["optimize_report"] = {
+        "met_budget": result.met_budget,
+        "warnings": list(result.warnings),
+    }
+    return made
+
+
+def choose_precision(profile: Profile, requested: str | None) -> tuple[str, str]:
+    """The precision to deploy at and why: the requested one, else the profile's first."""
+    allowed = list(profile.precision)
+    if requested is not None:
+        if requested not in allowed:
+            raise InputError(
+                f"--precision {requested} is not allowed by {profile.name} "
+                f"(it allows {', '.join(allowed)})"
+            )
+        return requested, "requested"
+    return allowed[0], "the profile's first choice"

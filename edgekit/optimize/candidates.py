@@ -1,0 +1,126 @@
+"""The candidates `optimize` tries, and the rule that chooses among them.
+
+Within the accuracy budget the fastest wins, except that an earlier candidate (the
+profile's order of preference) wins when it is within SLOWER_MARGIN of it; when none
+meets the budget, the one with the smallest drop is kept, labelled as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SLOWER_MARGIN = 1.03  # within 3% counts as "not slower" on a noisy shared machine
+
+
+@dataclass
+class Candidate:
+    """One optimized model tried: how it was made and what it measured."""
+
+    name: str
+    precision: str
+    path: Path | None = None
+    kept_float: list[str] = field(default_factory=list)
+    size_bytes: int | None = None
+    gzip_bytes: int | None = None
+    accuracy: float | None = None
+    parity: Any = None  # edgekit.verify.Parity against the baseline
+    accuracy_drop: float | None = None  # points vs baseline (or disagreement when unlabelled)
+    latency: dict[str, Any] | None = None  # edgekit.bench statistics, in ms
+    confusion: list[list[int]] | None = None  # rows: true class, columns: predicted
+    meets_budget: bool = False
+    error: str | None = None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """The median latency: what candidates are compared and chosen by."""
+        return None if self.latency is None else float(self.latency["median"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "precision": self.precision,
+            "kept_float": self.kept_float,
+            "size_bytes": self.size_bytes,
+            "gzip_bytes": self.gzip_bytes,
+            "accuracy": rounded(self.accuracy),
+            "accuracy_drop": rounded(self.accuracy_drop, 3),
+            "parity": parity_dict(self.parity),
+            "latency_ms": self.latency,
+            "meets_budget": self.meets_budget,
+            "error": self.error,
+        }
+
+
+def parity_dict(p: Any) -> dict[str, float | None] | None:
+    """The report's three parity figures of an `edgekit.verify.Parity`."""
+    if p is None:
+        return None
+    err = float(p.max_abs_error)
+    return {
+        "top1_agreement": None if p.top1_agreement is None else round(p.top1_agreement, 6),
+        "max_abs_error": float(f"{err:.6g}") if np.isfinite(err) else None,
+        "cosine": round(float(p.cosine), 6),
+    }
+
+
+def rounded(v: float | None, nd: int = 6) -> float | None:
+    """`v` rounded to `nd` digits, None kept."""
+    return None if v is None else round(float(v), nd)
+
+
+def accuracy_drop(base: Candidate, c: Candidate, labelled: bool) -> float:
+    """`c`'s drop in points: of accuracy when labelled, else of top-1 agreement with the
+    baseline (0 or 100 for outputs that have no top-1)."""
+    if labelled and base.accuracy is not None and c.accuracy is not None:
+        return 100.0 * (base.accuracy - c.accuracy)
+    p = c.parity
+    if p is None:
+        return 100.0
+    if p.top1_agreement is None:  # one score per sample, or outputs that did not compare
+        return 0.0 if np.isfinite(p.max_abs_error) else 100.0
+    return 100.0 * (1.0 - p.top1_agreement)
+
+
+def fastest(pool: list[Candidate]) -> Candidate:
+    """The fastest candidate; an earlier one (the profile's order of preference) wins when
+    it is within SLOWER_MARGIN of it, so that a tie on a noisy machine does not flip the
+    choice between near-identical models from run to run."""
+    best = min(c.latency_ms if c.latency_ms is not None else 0.0 for c in pool)
+    return next(c for c in pool if (c.latency_ms or 0.0) <= best * SLOWER_MARGIN)
+
+
+def choose(
+    ok: list[Candidate], max_drop: float, explicit: str | None
+) -> tuple[Candidate, bool, str | None]:
+    """(chosen, met the budget, warning): the fastest of those within the budget (of the
+    `explicit` precision asked for, when any meet it), else the smallest drop."""
+    meeting = [c for c in ok if c.meets_budget]
+    if meeting:
+        same = [c for c in meeting if c.precision == explicit] if explicit else []
+        return fastest(same or meeting), True, None
+    chosen = min(ok, key=lambda c: (c.accuracy_drop, c.latency_ms or 0.0))
+    warning = (
+        f"NO candidate meets the accuracy budget of {max_drop:g} points; tried "
+        + ", ".join(f"{c.name} ({c.accuracy_drop:.2f} pts)" for c in ok)
+        + f"; saved the best ({chosen.name}) labelled as NOT meeting the budget"
+    )
+    return chosen, False, warning
+
+
+def bench_warnings(models: list[Candidate]) -> list[str]:
+    """The bench harness's warnings, once: those of every run (the machine's) as they are,
+    the others as one line naming the models (each run's are in its latency_ms)."""
+    runs = [(c.name, (c.latency or {}).get("warnings") or []) for c in models]
+    common = [w for w in runs[0][1] if all(w in ws for _, ws in runs)] if runs else []
+    own = [name for name, ws in runs if set(ws) - set(common)]
+    out = [f"latency: {w}" for w in common]
+    if own:
+        out.append(
+            f"the latency harness warned about its runs of {', '.join(own)} "
+            "(see latency_ms.warnings in report.json)"
+        )
+    return out

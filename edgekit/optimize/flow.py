@@ -1,0 +1,495 @@
+"""The phases of one `optimize` run, in order: baseline (convert at fp32), prune, reference
+outputs, quantize candidates (and verify each), keep worst layers float, measure, choose,
+and say what is slower. Each phase reads and fills one `Run`; `run_flow` calls them.
+
+Which pass does what comes from the pass table (`edgekit.optimize.passes.PASSES`), and
+quantization from its backends (`edgekit.optimize.quantize`): no phase branches on a
+format or runtime name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError, InputError, UnsupportedModelError
+from edgekit.optimize import _tools as T
+from edgekit.optimize.candidates import (
+    SLOWER_MARGIN,
+    Candidate,
+    accuracy_drop,
+    bench_warnings,
+    choose,
+    rounded,
+)
+from edgekit.optimize.data import Data
+from edgekit.optimize.passes import (
+    INT8,
+    PASSES,
+    PassInfo,
+    fine_tunes,
+    get_pass,
+    passes_for,
+    quantizer_for,
+)
+from edgekit.runtimes.base import first_line
+
+EVAL_BATCH = 64
+
+
+@dataclass
+class Run:
+    """One optimize run: its settings, then what each phase adds."""
+
+    src: Any  # edgekit.model.Model to process (after a first conversion, if any)
+    prof: Any  # edgekit.profiles.Profile
+    runtime: str
+    precisions: list[str]
+    data: Data
+    work: Path
+    warnings: list[str]
+    can_quantize: bool = True  # False: the quantizer cannot take this source (fp32 only)
+    prune: float | None = None
+    structured: bool = False
+    auto: bool = True  # --quantize auto (or unset): alternatives are tried and measured
+    max_drop: float = 1.0
+    threads: int = 1
+    epochs: int | None = None
+    max_float_layers: int = 6
+    graph_opt: bool = True
+    measure: bool = True
+    say: Callable[[str], None] = lambda msg: None
+    # filled by the phases
+    options: Any = None  # the backend's QuantOptions, from the profile
+    km: Any = None  # the in-memory Keras source, when it is one
+    base: Candidate | None = None
+    quant_src: Any = None  # what the quantizer starts from
+    float_model: Path | None = None  # the fp32 model in the profile's format
+    before_stats: dict[str, Any] = field(default_factory=dict)
+    after_stats: dict[str, Any] = field(default_factory=dict)
+    prune_info: dict[str, Any] | None = None
+    feeds: list[dict] = field(default_factory=list)
+    reference: list[list[np.ndarray]] = field(default_factory=list)
+    base_model: Any = None
+    candidates: list[Candidate] = field(default_factory=list)
+    graph_info: dict[str, Any] | None = None
+    layer_errors: list[Any] = field(default_factory=list)
+    recovery: Any = None
+    chosen: Candidate | None = None
+    met: bool = False
+    slow_ops: dict[str, Any] | None = None
+
+    @property
+    def src_fmt(self) -> str:
+        return str(self.src.format)
+
+    @property
+    def fmt(self) -> str:
+        return self.prof.format
+
+    @property
+    def tag(self) -> str:
+        return "pruned " if self.prune else ""
+
+    def model_file(self, *parts: str) -> Path:
+        """A path for a model of the profile's format under the work folder."""
+        return self.work.joinpath(*parts) / T.MODEL_FILE[self.fmt]
+
+
+def run_flow(run: Run) -> Run:
+    """Every phase in order; returns `run`, filled."""
+    from edgekit.optimize.quantize import backend
+
+    run.options = backend(run.fmt).options_for(run.prof)
+    baseline(run)
+    prune(run)
+    reference(run)
+    make_candidates(run)
+    recover(run)
+    if not any(c.error is None for c in run.candidates):
+        errs = "; ".join(f"{c.name}: {c.error}" for c in run.candidates)
+        raise UnsupportedModelError(f"no candidate could be made for {run.prof.name}: {errs}")
+    measure(run)
+    choose_candidate(run)
+    say_slower(run)
+    return run
+
+
+# --- baseline and pruning ----------------------------------------------------------------
+
+
+def convert_fp32(src: Any, fmt: str, folder: Path, warnings: list[str]) -> Path:
+    """`src` (a path, a Model, or an in-memory Keras model) as an fp32 `fmt` model in
+    `folder`, through `edgekit.convert`. A conversion that runs but does not reproduce
+    the source within fp32 tolerance is kept, and said: the candidates are judged
+    against it, as they will be deployed from it."""
+    from edgekit.convert import convert
+    from edgekit.errors import VerificationError
+    from edgekit.model import Model
+
+    if not isinstance(src, str | os.PathLike | Model):
+        folder.mkdir(parents=True, exist_ok=True)
+        src.save(folder / "source.keras")  # a model built in memory goes via a file
+        src = folder / "source.keras"
+    try:
+        res = convert(src, fmt, folder / T.MODEL_FILE[fmt])
+    except VerificationError as exc:
+        res = convert(src, fmt, folder / T.MODEL_FILE[fmt], verify=False)
+        why = str(exc).split("; pass --tolerance")[0]  # optimize has no such flags
+        warnings.append(f"the fp32 {fmt} model is kept unverified: {why}")
+    return Path(res.model.path)
+
+
+def weight_stats(km: Any = None, path: Path | None = None) -> dict[str, Any]:
+    """Parameter count and fraction of exactly-zero weights of a Keras model or an ONNX
+    file (else unknown)."""
+    if km is not None:
+        ws = [np.asarray(w) for w in km.get_weights()]
+    elif path is not None and Path(path).suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        m = onnx.load(str(path))
+        ws = [numpy_helper.to_array(i) for i in m.graph.initializer]
+        ws = [w for w in ws if w.dtype.kind == "f"]
+    else:
+        return {"params": None, "sparsity": None}
+    total = int(sum(w.size for w in ws))
+    zeros = int(sum(int((w == 0).sum()) for w in ws))
+    return {"params": total, "sparsity": round(zeros / total, 4) if total else 0.0}
+
+
+def baseline(run: Run) -> None:
+    """The source in the profile's format at fp32 (what every candidate is judged against),
+    and the float model the quantizer starts from."""
+    run.say("converting the source to the profile's format (fp32 baseline)")
+    src, fmt = run.src, run.fmt
+    if run.src_fmt == fmt:
+        base_path = src.path
+    else:
+        base_path = convert_fp32(src, fmt, run.work / "baseline", run.warnings)
+    if fine_tunes(run.src_fmt):
+        from edgekit.formats.keras import load_keras
+
+        run.km = load_keras(src)  # the in-memory model that fine-tuning passes work on
+        run.before_stats = weight_stats(km=run.km)
+    elif run.src_fmt == "onnx":
+        run.before_stats = weight_stats(path=src.path)
+    else:
+        run.before_stats = {"params": src.param_count, "sparsity": None}
+    q = quantizer_for(fmt)
+    # A quantizer that takes the profile's format starts from the baseline; one that
+    # converts while it quantizes (TFLite) starts from the source.
+    if q is not None and fmt in q.accepts:
+        run.quant_src = base_path
+    else:
+        run.quant_src = run.km if run.km is not None else src.path
+    run.float_model = Path(base_path)
+    run.base = Candidate("baseline fp32", "fp32", Path(base_path))
+    run.after_stats = dict(run.before_stats)
+
+
+def prune_pass(src_fmt: str, structured: bool, name: str) -> PassInfo:
+    """The prune pass for a `src_fmt` source, from the table; a user error naming the
+    formats that can be pruned when none fits."""
+    fits = [
+        p for p in passes_for(src_fmt, "prune") if bool(p.extra.get("structured")) == structured
+    ]
+    if fits:
+        return fits[0]
+    if structured:
+        takes = {f for p in PASSES.values() if p.extra.get("structured") for f in p.accepts}
+        raise UnsupportedModelError(
+            f"structured pruning rebuilds {' or '.join(sorted(takes))} models; {name} is "
+            f"{src_fmt}, so use --prune without --structured (weight pruning)."
+        )
+    takes = sorted({f for p in PASSES.values() if p.kind == "prune" for f in p.accepts})
+    raise UnsupportedModelError(
+        f"edgekit cannot prune {src_fmt} models; prune the {' or '.join(takes)} source."
+    )
+
+
+def prune(run: Run) -> None:
+    """The prune pass the source's format takes, when --prune asks for one."""
+    if not run.prune:
+        return
+    run.say(f"pruning to {run.prune:.0%} ({'structured' if run.structured else 'magnitude'})")
+    info = prune_pass(run.src_fmt, run.structured, run.src.path.name)
+    folder = run.work / "pruned_src"
+    if info.needs_data:
+        from edgekit.optimize.prune_magnitude import FineTuneConfig
+
+        d = run.data
+        if not d.labelled:
+            raise InputError(
+                "pruning a Keras model fine-tunes it, which needs labelled data; pass "
+                "--calib-data (e.g. digits, npz:FILE, images:DIR)."
+            )
+        val = (d.x_val, d.y_val) if d.x_val is not None and len(d.x_val) else None
+        cfg = FineTuneConfig(run.prune, d.x_train, d.y_train, val, run.epochs)
+        res = get_pass(info.name).run(run.km, cfg, folder / "pruned.keras")
+        run.after_stats = weight_stats(km=res.model)
+    else:
+        from edgekit.optimize.prune_weights import WeightPruneConfig
+
+        res = get_pass(info.name).run(run.src, WeightPruneConfig(float(run.prune)),
+                                      folder / run.src.path.name)  # fmt: skip
+        if res.path.suffix == ".onnx":
+            run.after_stats = weight_stats(path=res.path)
+    run.warnings += res.warnings
+    run.prune_info = {"method": info.name, "target_sparsity": run.prune, **res.details}
+    q = quantizer_for(run.fmt)
+    if q is not None and res.format in q.accepts and run.fmt not in q.accepts:
+        # A quantizer that converts while it quantizes (TFLite) takes the pruned source.
+        run.quant_src = res.model if res.model is not None else res.path
+    else:
+        pruned = res.path
+        if res.format != run.fmt:
+            pruned = convert_fp32(res.path, run.fmt, folder / run.fmt, run.warnings)
+        run.float_model = run.quant_src = Path(pruned)
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+def reference(run: Run) -> None:
+    """The baseline's outputs on the eval samples, computed once: every candidate is
+    compared to them."""
+    run.say("measuring the baseline's outputs")
+    from edgekit.bench.interleaved import sample_feeds
+    from edgekit.model import load
+    from edgekit.verify import reference_runner
+
+    run.base_model = load(run.base.path)
+    run.feeds = sample_feeds(run.data.x_eval, run.base_model.signature.inputs[0], EVAL_BATCH)
+    runner = reference_runner(run.base_model, run.runtime)
+    run.reference = [runner.run(f) for f in run.feeds]
+    del runner
+    verify(run, run.base)
+    run.base.accuracy_drop = 0.0
+    run.base.meets_budget = True
+
+
+def _accuracy(run: Run, outputs: list[list[np.ndarray]], c: Candidate) -> float | None:
+    """Top-1 accuracy from a model's raw first output on the eval feeds (its confusion
+    matrix kept on `c`): a quantized output's argmax is its dequantized one's (positive
+    scale), and padding comes last."""
+    if not run.data.labelled:
+        return None
+    sizes = [len(next(iter(f.values()))) for f in run.feeds]  # samples per feed
+    scores = np.concatenate(
+        [np.asarray(o[0]).reshape(n, -1) for o, n in zip(outputs, sizes, strict=True)]
+    )
+    y = np.asarray(run.data.y_eval).astype(np.int64)
+    pred = scores[: len(y)].argmax(1)
+    k = max(scores.shape[1], int(y.max()) + 1)
+    c.confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).tolist()
+    return float(np.mean(pred == y))
+
+
+def verify(run: Run, c: Candidate) -> Candidate:
+    """Size, parity against the baseline, accuracy and budget of candidate `c`."""
+    from edgekit.model import load
+    from edgekit.verify import compare_outputs
+
+    m = load(c.path)
+    c.size_bytes, c.gzip_bytes = m.size_bytes, T.gzip_bytes(c.path)
+    if c is run.base:
+        c.accuracy = _accuracy(run, run.reference, c)
+        return c
+    outputs: list[list[np.ndarray]] = []
+    c.parity = compare_outputs(run.base_model, m, run.feeds, reference=run.reference,
+                               precision=c.precision, dst_runtime=run.runtime,
+                               collect=outputs)  # fmt: skip
+    c.accuracy = _accuracy(run, outputs, c)
+    c.accuracy_drop = accuracy_drop(run.base, c, run.data.labelled)
+    c.meets_budget = c.accuracy_drop <= run.max_drop + 1e-9
+    return c
+
+
+# --- candidates --------------------------------------------------------------------------
+
+
+def _quantized(run: Run, precision: str, folder: str, options: Any = None) -> Path:
+    from edgekit.optimize.quantize import quantize
+
+    return quantize(run.quant_src, run.fmt, precision, run.model_file("cand", folder),
+                    run.data.calib, options or run.options)  # fmt: skip
+
+
+def _graph_passes(run: Run, path: Path) -> Path:
+    """The fp32 candidate through the format's graph passes (each kept only when it pays)."""
+    from edgekit.optimize.graph_opt import GraphOptConfig
+
+    for info in passes_for(run.fmt, "graph"):
+        cfg = GraphOptConfig(run.data.x_eval[:16], threads=run.threads)
+        res = get_pass(info.name).run(path, cfg, run.model_file("cand", f"fp32-{info.name}"))
+        run.graph_info = {k: res.details[k] for k in
+                          ("kept", "reason", "latency_before_ms", "latency_after_ms")}  # fmt: skip
+        path = res.path
+    return path
+
+
+def make_candidates(run: Run) -> None:
+    """One candidate per precision (and the backend's alternatives in auto mode), each
+    verified against the baseline; a precision that fails is recorded, not fatal."""
+    for p in run.precisions:
+        tag = f"{run.tag}{p}"
+        run.say(f"making candidate: {tag}")
+        c = Candidate(tag, p)
+        try:
+            c.path = _quantized(run, p, p) if run.can_quantize else run.float_model
+            if p == "fp32" and run.graph_opt:
+                c.path = _graph_passes(run, c.path)
+            verify(run, c)
+        except EdgekitError as exc:
+            c.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
+            c.error = f"{type(exc).__name__}: {first_line(exc)}"
+        run.candidates.append(c)
+    if not (run.can_quantize and run.auto and "int8" in run.precisions):
+        return
+    from edgekit.optimize.quantize import backend
+
+    alternatives = backend(run.fmt).alternatives(run.options)
+    for i, (label, opts) in enumerate(alternatives):
+        c = Candidate(f"{run.tag}{label}", "int8")
+        try:
+            c.path = _quantized(run, "int8", "int8-alt" + (str(i) if i else ""), opts)
+            verify(run, c)
+        except Exception as exc:  # noqa: BLE001 - an alternative that fails is just not kept
+            c.error = f"{type(exc).__name__}: {first_line(exc)}"
+        run.candidates.append(c)
+
+
+def recover(run: Run) -> None:
+    """Per-layer int8 error (for the report), and, when int8 misses the budget, the
+    worst layers kept float one at a time until it meets it."""
+    from edgekit.optimize.quantize import keep_worst_float, layer_errors
+
+    cands = run.candidates
+    int8 = next((c for c in cands if c.precision == "int8" and c.error is None), None)
+    fp32 = next((c for c in cands if c.precision == "fp32" and c.error is None), None)
+    needed = int8 is not None and not int8.meets_budget and run.max_float_layers > 0
+    if needed and fp32 is not None and not fp32.meets_budget:
+        needed = False
+        run.warnings.append(
+            f"{fp32.name} alone already drops {fp32.accuracy_drop:.2f} points, beyond the "
+            f"budget: keeping int8 layers in float cannot recover that (prune less, or "
+            f"fine-tune longer with --epochs)"
+        )
+    if int8 is not None:
+        # Always measured for the report's worst layers (few samples: intermediate
+        # activations of every layer are held in memory); more when the loop needs it.
+        run.say("measuring per-layer quantization error")
+        try:
+            n = 16 if needed else 4
+            run.layer_errors = layer_errors(run.quant_src, run.fmt, run.data.calib[:n], run.options)
+        except Exception as exc:  # noqa: BLE001 - debugging is best effort, said in warnings
+            run.warnings.append(
+                f"per-layer quantization error could not be measured: {first_line(exc)}"
+            )
+    if not needed:
+        return
+    run.say("int8 misses the accuracy budget: keeping the worst layers in float")
+    if not run.layer_errors:
+        return
+    counter = iter(range(1000))
+
+    def make(names: tuple[str, ...]) -> Candidate:
+        c = Candidate("", "int8", kept_float=list(names))
+        c.path = _quantized(
+            run, "int8", f"int8-keep{next(counter)}", run.options.with_float(*names)
+        )
+        return verify(run, c)
+
+    run.recovery = keep_worst_float(run.layer_errors, make, lambda c: c.accuracy_drop,
+                                    run.max_drop, run.max_float_layers)  # fmt: skip
+    if run.recovery.best is not None:
+        rc: Candidate = run.recovery.best.path
+        n = len(rc.kept_float)
+        rc.name = f"{run.tag}int8, {n} layer{'s' * (n != 1)} float"
+        cands.append(rc)
+
+
+# --- measurement and choice --------------------------------------------------------------
+
+
+def measure(run: Run) -> None:
+    """Latency of the baseline and every candidate, interleaved, on the same eval samples."""
+    if not run.measure:
+        return
+    from edgekit.bench.interleaved import measure_interleaved
+
+    run.say(f"measuring latency (edgekit.bench, interleaved, {run.threads} thread(s))")
+    models = [run.base, *(c for c in run.candidates if c.error is None)]
+    lats = measure_interleaved([c.path for c in models], run.data.x_eval, runtime=run.runtime,
+                               threads=run.threads)  # fmt: skip
+    for c, lat in zip(models, lats, strict=True):
+        c.latency = lat
+    run.warnings += bench_warnings(models)
+
+
+def choose_candidate(run: Run) -> None:
+    """The choice (`edgekit.optimize.candidates.choose`), and every failure said."""
+    ok = [c for c in run.candidates if c.error is None]
+    explicit = None if run.auto else run.precisions[0]
+    run.chosen, run.met, warning = choose(ok, run.max_drop, explicit)
+    if warning:
+        run.warnings.append(warning)
+    for c in run.candidates:
+        if c.error:
+            run.warnings.append(f"candidate {c.name} failed: {c.error}")
+
+
+def say_slower(run: Run) -> None:
+    """Never slower without saying so: the chosen model (with the ops responsible), and
+    each int8 candidate slower than fp32."""
+    base, chosen = run.base, run.chosen
+    if not run.measure or base.latency_ms is None:
+        return
+    if chosen.latency_ms is not None and chosen.latency_ms > base.latency_ms * SLOWER_MARGIN:
+        run.slow_ops = slow_ops(base.path, chosen.path, run.data.x_eval[:1], run.runtime,
+                                run.threads)  # fmt: skip
+        run.warnings.append(
+            f"the optimized model ({chosen.name}) is SLOWER than the fp32 baseline on "
+            f"{run.runtime}: {chosen.latency_ms:.4g} ms vs {base.latency_ms:.4g} ms; "
+            f"{run.slow_ops['summary']}"
+        )
+    for c in run.candidates:
+        if (
+            c.error is None and c is not chosen and c.precision in INT8 and c.latency_ms
+            and base.latency_ms and c.latency_ms > base.latency_ms * SLOWER_MARGIN
+        ):  # fmt: skip
+            run.warnings.append(
+                f"{c.name} is slower than fp32 on {run.runtime} here "
+                f"({c.latency_ms:.4g} vs {base.latency_ms:.4g} ms)"
+            )
+
+
+def slow_ops(base: Path, opt: Path, feed: np.ndarray, runtime: str, threads: int) -> dict[str, Any]:
+    """Which op types cost more in `opt` than in `base` (times, or counts for LiteRT)."""
+    try:
+        a = T.op_times(base, feed, runtime=runtime, threads=threads)
+        b = T.op_times(opt, feed, runtime=runtime, threads=threads)
+    except Exception as exc:  # noqa: BLE001 - profiling is diagnosis, not the result
+        return {"summary": f"per-op profiling failed ({first_line(exc)})", "ops": {}}
+    keys = set(a["ops"]) | set(b["ops"])
+    diff = {k: b["ops"].get(k, 0) - a["ops"].get(k, 0) for k in keys}
+    worst = sorted((k for k in diff if diff[k] > 0), key=lambda k: -diff[k])[:5]
+    if a["unit"] == "op count":
+        words = ", ".join(f"{k} (+{diff[k]})" for k in worst)
+        summary = f"ops added by quantization: {words or 'none'} (LiteRT gives no per-op times)"
+    else:
+        words = ", ".join(f"{k} (+{diff[k]:.3f} ms)" for k in worst)
+        summary = f"ops responsible: {words or 'none stand out'}"
+    return {
+        "summary": summary,
+        "unit": a["unit"],
+        "ops": {k: rounded(diff[k], 4) for k in worst},
+    }

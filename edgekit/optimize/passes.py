@@ -1,0 +1,93 @@
+"""The pass table: every pass as data (what it accepts, makes, and where it lives).
+
+Help texts, choices, the flow's preconditions and error messages are made from
+``PASSES``; nothing heavy is imported until a pass runs (Olive's pattern). This is a
+leaf module: the rest of `edgekit.optimize` reads the table from here, so no module
+imports the package ``__init__`` (which imports the flow) back.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+# Every precision a pass can make, in the order help texts list them.
+PRECISIONS = ("int8", "int8-float-fallback", "fp16", "dynamic", "int16x8", "fp32")
+INT8 = ("int8", "int8-float-fallback")
+# Precisions that need calibration samples.
+CALIBRATED = ("int8", "int8-float-fallback", "int16x8")
+# `--quantize`: one precision, "auto" (each the profile allows) or "none" (fp32 only).
+QUANTIZE_CHOICES = ("auto", *(p for p in PRECISIONS if p != "fp32"), "none")
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    """A pass as data: where it lives, which formats it takes, what it makes."""
+
+    name: str
+    target: str  # "module:Class", a subclass of edgekit.optimize.base.Pass
+    accepts: tuple[str, ...]  # model formats the pass takes, its preferred input first
+    produces: str | None  # format it writes (None: same as input)
+    kind: str  # "prune", "quantize", "graph"
+    precisions: tuple[str, ...] = ()
+    needs_data: bool = False  # True: needs labelled training data (fine-tuning)
+    summary: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PASSES: dict[str, PassInfo] = {
+    p.name: p
+    for p in (
+        PassInfo("prune_magnitude", "edgekit.optimize.prune_magnitude:MagnitudePrune",
+                 ("keras",), None, "prune", needs_data=True,
+                 summary="unstructured magnitude pruning with fine-tuning"),
+        PassInfo("prune_structured", "edgekit.optimize.prune_structured:StructuredPrune",
+                 ("keras",), None, "prune", needs_data=True,
+                 summary="remove conv filters / dense units by L1 norm, rebuild, fine-tune",
+                 extra={"structured": True}),
+        PassInfo("prune_weights", "edgekit.optimize.prune_weights:WeightPrune",
+                 ("onnx", "tflite"), None, "prune",
+                 summary="zero small weights without training (compressed size only)"),
+        PassInfo("quant_tflite", "edgekit.optimize.quantize.tflite:TFLiteQuantize",
+                 ("keras", "savedmodel"), "tflite", "quantize", PRECISIONS,
+                 summary="TFLite converter post-training quantization"),
+        PassInfo("quant_onnx", "edgekit.optimize.quantize.onnx:ONNXQuantize",
+                 ("onnx",), "onnx", "quantize", PRECISIONS,
+                 summary="ONNX Runtime dynamic / static QDQ / QOperator quantization"),
+        PassInfo("quant_openvino", "edgekit.optimize.quantize.openvino:OpenVINOQuantize",
+                 ("onnx", "openvino"), "openvino", "quantize",
+                 tuple(p for p in PRECISIONS if p not in ("dynamic", "int16x8")),
+                 summary="NNCF int8 and fp16 weight compression"),
+        PassInfo("graph_opt", "edgekit.optimize.graph_opt:GraphOpt",
+                 ("onnx",), "onnx", "graph",
+                 summary="ONNX Runtime offline graph optimization, kept when faster"),
+    )
+}  # fmt: skip
+
+
+def passes_for(fmt: str, kind: str | None = None) -> list[PassInfo]:
+    """Passes that accept models of `fmt` (optionally of one kind), from the table."""
+    return [p for p in PASSES.values() if fmt in p.accepts and (kind is None or p.kind == kind)]
+
+
+def fine_tunes(fmt: str) -> bool:
+    """Whether a pass that fine-tunes (and so works on the in-memory source) takes `fmt`."""
+    return any(p.needs_data and fmt in p.accepts for p in PASSES.values())
+
+
+def quantizer_for(fmt: str) -> PassInfo | None:
+    """The quantization pass that writes `fmt` models, or None when there is none."""
+    return next((p for p in PASSES.values() if p.kind == "quantize" and p.produces == fmt), None)
+
+
+def pass_class(name: str) -> type:
+    """The class behind pass `name` (an `edgekit.optimize.base.Pass`), imported on first use."""
+    module, attr = PASSES[name].target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_pass(name: str) -> Any:
+    """An instance of pass `name`, an `edgekit.optimize.base.Pass` (its module imported on
+    first use)."""
+    return pass_class(name)()
