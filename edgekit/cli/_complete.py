@@ -26,10 +26,10 @@ def complete_profile(ctx: Any, param: Any, incomplete: str) -> list[CompletionIt
 
 
 def complete_runtime(ctx: Any, param: Any, incomplete: str) -> list[CompletionItem]:
-    """Runtime names that start with what was typed."""
-    from edgekit.runtimes import RUNTIMES
+    """Runtime names that start with what was typed: the targets, and for eval (which
+    scores a model on its own framework too) the reference runtimes as well."""
+    from edgekit.runtimes import REFERENCE_RUNTIME, RUNTIMES
 
-    names = set(RUNTIMES)
-    if ctx.command.name == "eval" or param.name == "reference_runtime":
-        names.add("keras")  # eval scores Keras models on Keras itself
+    references = set(REFERENCE_RUNTIME.values())  # data only: no runtime module is imported
+    names = set(RUNTIMES) if ctx.command.name == "eval" else set(RUNTIMES) - references
     return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
