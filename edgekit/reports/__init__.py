@@ -13,24 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError, ReportError
+from edgekit.reports.summary import kind
+
+__all__ = ["PAGE", "build_page", "find_record", "kind", "rebuild", "write_page"]
 
 PAGE = "report.html"
 # The records a folder may hold, in the order `edgekit report DIR` looks for them.
 RECORDS = ("report.json", "manifest.json")
-
-
-def kind(record: dict[str, Any]) -> str:
-    """Which command wrote `record`: "optimize", "deploy" or "eval"."""
-    if "candidates" in record and "baseline" in record:
-        return "optimize"
-    if record.get("created_by") == "edgekit" and "measurements" in record:
-        return "deploy"
-    if "confusion_matrix" in record and "dataset" in record:
-        return "eval"
-    raise ReportError(
-        "this JSON is not an edgekit optimize report, deploy manifest or eval result; "
-        "pass the folder optimize or deploy wrote, or a file from `edgekit eval --json`."
-    )
 
 
 def build_page(record: dict[str, Any]) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+import edgekit.reports.charts as charts
 from edgekit.bench.html import Ratio, img, ratios_png, violins_png
-from edgekit.reports import charts
 from edgekit.reports.html_parts import (
     e,
     head,

@@ -5,14 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgekit.errors import ReportError
 from edgekit.reports.html_parts import size
+
+
+def kind(record: dict[str, Any]) -> str:
+    """Which command wrote `record`: "optimize", "deploy" or "eval"."""
+    if "candidates" in record and "baseline" in record:
+        return "optimize"
+    if record.get("created_by") == "edgekit" and "measurements" in record:
+        return "deploy"
+    if "confusion_matrix" in record and "dataset" in record:
+        return "eval"
+    raise ReportError(
+        "this JSON is not an edgekit optimize report, deploy manifest or eval result; "
+        "pass the folder optimize or deploy wrote, or a file from `edgekit eval --json`."
+    )
 
 
 def verdict(record: dict[str, Any]) -> tuple[str, bool]:
     """What was chosen, for which profile, at what cost, in one line; and whether it is good
     (the budget met, or nothing to meet)."""
-    from edgekit.reports import kind
-
     k = kind(record)
     if k == "optimize":
         return _optimize_verdict(record)
@@ -88,7 +101,6 @@ def summary_table(record: dict[str, Any], page: Path | str) -> Any:
 
 
 def _figures(record: dict[str, Any]) -> list[tuple[str, str]]:
-    from edgekit.reports import kind
     from edgekit.reports.html_parts import ms
 
     if kind(record) == "optimize":
