@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "train": "edgekit.cli.train_cmd:train_command",
     "eval": "edgekit.cli.eval_cmd:eval_command",
     "debug": "edgekit.cli.debug_cmd:debug_command",
+    "report": "edgekit.cli.report_cmd:report_command",
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from edgekit.cli._common import console
+from edgekit.cli._complete import complete_runtime
 
 
 def _summary(report: Any) -> None:
@@ -103,7 +104,8 @@ class _Bar:
 
 @click.command("bench")
 @click.argument("model", type=click.Path())
-@click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).")
+@click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).",
+              shell_complete=complete_runtime)  # fmt: skip
 @click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
 @click.option("--provider", help="ONNX Runtime execution provider (cpu, cuda, tensorrt, ...).")
 @click.option("--threads", type=int, help="Inference threads (default: the runtime's).")

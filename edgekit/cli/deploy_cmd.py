@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._complete import complete_profile
+
 
 @click.command("deploy")
 @click.argument("model", type=click.Path())
 @click.option("--profile", "profile", required=True,
-              help="Target profile: a shipped name, a .toml file, or 'auto' (fastest here).")  # fmt: skip
+              help="Target profile: a shipped name, a .toml file, or 'auto' (fastest here).",
+              shell_complete=complete_profile)  # fmt: skip
 @click.option("--out", "out", required=True, type=click.Path(), help="Bundle folder to write.")
 @click.option("--archive", is_flag=True, help="Also write <out>.tar.gz.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
@@ -65,3 +68,8 @@ def deploy_command(
                    f"{lat['latency_ms']['median']:.3g} ms median")  # fmt: skip
     for w in b.warnings:
         click.echo(f"warning: {w}")
+    from edgekit.cli._common import console
+    from edgekit.reports import PAGE
+    from edgekit.reports.summary import summary_table
+
+    console().print(summary_table(m, b.path / PAGE))
