@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "compare": "edgekit.cli.compare_cmd:compare_command",
     "train": "edgekit.cli.train_cmd:train_command",
     "eval": "edgekit.cli.eval_cmd:eval_command",
+    "sweep": "edgekit.cli.sweep_cmd:sweep_command",
 }
 
 
