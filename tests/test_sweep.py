@@ -128,7 +128,9 @@ def test_deterministic_failure_is_recorded_not_retried(models, engine, tmp_path)
     from edgekit.sweep import load_sweep, run_sweep
 
     # an ONNX model for a TFLite profile: edgekit has no ONNX-to-TFLite path, every time
-    text = 'models = ["a.onnx"]\nprofiles = ["rpi4"]\n[[configs]]\nname = "bad"\nquantize = "int8"\n'
+    text = (
+        'models = ["a.onnx"]\nprofiles = ["rpi4"]\n[[configs]]\nname = "bad"\nquantize = "int8"\n'
+    )
     result = run_sweep(load_sweep(_sweep_file(models, "fail.toml", text)), tmp_path / "out",
                        engine=engine, retries=3)  # fmt: skip
     (rec,) = result.summary["jobs"]
