@@ -58,6 +58,7 @@ def test_bench_on_device_gives_a_report_with_the_device_environment(sshd, bundle
     assert d["environment"]["packages"]["onnxruntime"] is not None
     remote = d["remote"]
     assert remote["pushed"] is True and remote["device"] == "loop"
+    assert not any("was made for profile" in w for w in d["warnings"])
     for key in ("connect_ms", "fingerprint_ms", "push_ms", "run_round_trip_ms"):
         assert remote[key] > 0
     # on-device samples only: the SSH round trip is far longer than their sum
@@ -70,14 +71,22 @@ def test_bench_on_device_gives_a_report_with_the_device_environment(sshd, bundle
 
 
 def test_cli_bench_remote(sshd, bundle, tmp_path):
-    devices = devices_toml(tmp_path / "devices.toml", sshd, sshd["host_key"])
+    devices = devices_toml(tmp_path / "devices.toml", sshd, sshd["host_key"], profile="x86-avx512")
     out = tmp_path / "r.json"
     r = run_cli("bench", str(bundle), "--remote", "loop", "--devices", str(devices),
                 "--min-runs", "30", "--out", str(out), "--quiet")  # fmt: skip
     assert r.returncode == 0, r.stderr
     from edgekit.bench import load_report
 
-    assert load_report(out)["latency_ms"]["n"] == 30
+    rep = load_report(out)
+    assert rep["latency_ms"]["n"] == 30
+    assert any(
+        "made for profile x86-avx2; device loop stands for x86-avx512" in w for w in rep["warnings"]
+    )
+    r = run_cli(
+        "bench", str(bundle), "--remote", "loop", "--devices", str(devices), "--processes", "2"
+    )
+    assert_user_error(r, "--processes does not apply with --remote")
 
 
 def test_changed_or_unknown_host_key_is_refused_unless_accepted(sshd, bundle, tmp_path):

@@ -97,7 +97,8 @@ def test_grid_on_two_workers(models, engine, tmp_path):
     states = []
     result = run_sweep(sweep, tmp_path / "out", engine=engine, progress=states.append)
     s = result.summary
-    assert s["counts"]["ok"] == 8, [(r["label"], r.get("error")) for r in s["jobs"]]
+    assert s["counts"]["ok"] == 8, [(r["label"], r["status"], r.get("error"), r.get("traceback"))
+                                    for r in s["jobs"] if r["status"] != "ok"]  # fmt: skip
     lines = (tmp_path / "out" / "sweep.jsonl").read_text().splitlines()
     assert len(lines) == 8 and {json.loads(x)["id"] for x in lines} == {j.id for j in sweep.jobs}
     workers = {r["where"]["worker"] for r in s["jobs"]}
@@ -197,3 +198,15 @@ def test_cli_resume_after_interrupt_runs_only_what_was_missing(models, tmp_path)
     ids = [json.loads(x)["id"] for x in jsonl.read_text().splitlines()]
     assert len(ids) == 3 and len(set(ids)) == 3 and ids[: len(first)] == first
     assert "t0" in r.stdout and "wrote" in r.stdout
+
+
+def test_a_cluster_without_bench_workers_is_refused():
+    from distributed import LocalCluster
+
+    from edgekit.sweep import make_engine
+
+    with LocalCluster(n_workers=1, processes=False, host="127.0.0.1", dashboard_address=None) as c:
+        with pytest.raises(InputError, match="offers a 'bench' resource"):
+            make_engine("dask", c.scheduler_address)
+    with pytest.raises(InputError, match="--engine dask needs --address"):
+        make_engine("dask", None)

@@ -200,7 +200,18 @@ def bench_command(
     from edgekit.inputs import parse_shapes
 
     if remote is not None:
+        from edgekit.errors import InputError
         from edgekit.remote import remote_benchmark
+
+        local_only = {"--runtime": runtime, "--device": device, "--provider": provider,
+                      "--input": input_file, "--input-shape": input_shapes,
+                      "--processes": processes != 1, "--mode": mode != "latency",
+                      "--concurrency": concurrency, "--certify": certify}  # fmt: skip
+        given = [flag for flag, value in local_only.items() if value]
+        if given:
+            raise InputError(
+                f"{given[0]} does not apply with --remote, which times the bundle as shipped"
+            )
 
         report = remote_benchmark(
             model, remote, devices_file=devices_file, accept_new_host_key=accept_new_host_key,

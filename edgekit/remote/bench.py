@@ -95,7 +95,8 @@ async def _bench(
     pc = time.perf_counter
     t0 = pc()
     conn = await connect(device, accept_new_host_key=accept_new_host_key)
-    remote: dict[str, Any] = {"device": device.name, "host": device.host, "port": device.port,
+    remote: dict[str, Any] = {"device": device.name, "device_profile": device.profile,
+                              "host": device.host, "port": device.port,
                               "connect_ms": (pc() - t0) * 1e3}  # fmt: skip
     async with conn:
         t0 = pc()

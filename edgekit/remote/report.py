@@ -32,6 +32,10 @@ def build_report(
                            "p99": lat["p99"], "mean": lat["mean"], "phases_ms": phases,
                            "stop_reason": "max_runs"}]  # fmt: skip
     warnings = check(env)
+    made_for = m.get("profile", {}).get("name")
+    if made_for and made_for != remote["device_profile"]:
+        warnings.append(f"the bundle was made for profile {made_for}; device {remote['device']} "
+                        f"stands for {remote['device_profile']}")  # fmt: skip
     if lat["cv"] is not None and lat["cv"] > 0.25:
         warnings.append(f"latencies vary a lot (coefficient of variation {lat['cv']:.2f})")
     sig = m["signature"]

@@ -107,7 +107,7 @@ class DaskEngine(Engine):
                     silence_logs=50,
                 )
                 self.client = Client(self.cluster)
-            self.client.run(_pin_worker)
+            # runs on the workers there now and on every one started later (a restart)
             self.client.register_worker_callbacks(setup=_pin_worker)
         else:
             try:
