@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "eval": "edgekit.cli.eval_cmd:eval_command",
     "debug": "edgekit.cli.debug_cmd:debug_command",
     "report": "edgekit.cli.report_cmd:report_command",
+    "sweep": "edgekit.cli.sweep_cmd:sweep_command",
 }
 
 

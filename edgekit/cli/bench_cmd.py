@@ -102,6 +102,17 @@ class _Bar:
             self._progress.stop()
 
 
+def _warmup_runs(warmup: str | None) -> int:
+    """--warmup for a remote bench: a number of runs (the device script runs a fixed count)."""
+    from edgekit.errors import InputError
+
+    if warmup is None:
+        return 20
+    if not warmup.isdigit():
+        raise InputError(f"--warmup {warmup} with --remote must be a number of runs, such as 20")
+    return int(warmup)
+
+
 @click.command("bench")
 @click.argument("model", type=click.Path())
 @click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).",
@@ -138,6 +149,19 @@ class _Bar:
 @click.option("--out", "out", type=click.Path(), help="Write the report JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+# --- remote devices (edgekit.remote): the bundle is timed on the device over SSH
+@click.option("--remote", "remote", metavar="NAME", help="Bench the bundle on this SSH device.")
+@click.option(
+    "--devices",
+    "devices_file",
+    type=click.Path(),
+    help="devices.toml (default ./devices.toml, then ~/.config/edgekit/devices.toml).",
+)
+@click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="Trust a device's new or changed host key and pin it in the devices file.",
+)
 def bench_command(
     model: str,
     runtime: str | None,
@@ -159,6 +183,9 @@ def bench_command(
     out: str | None,
     as_json: bool,
     quiet: bool,
+    remote: str | None = None,
+    devices_file: str | None = None,
+    accept_new_host_key: bool = False,
 ) -> None:
     """Measure a model's latency (or throughput) with a stated, repeatable protocol.
 
@@ -166,11 +193,34 @@ def bench_command(
     (load, first inference, warm-up until stable, steady state); steady state
     ends when --min-runs AND --min-time are both met, or at --max-time.
 
+    With --remote NAME, MODEL is a bundle timed on that device over SSH (--min-runs runs
+    after --warmup runs); only on-device timings are samples.
+
     Example: edgekit bench light_resnet50.onnx --runtime openvino --threads 1 --out r.json
     """
     from edgekit.bench.harness import benchmark
     from edgekit.inputs import parse_shapes
 
+    if remote is not None:
+        from edgekit.errors import InputError
+        from edgekit.remote import remote_benchmark
+
+        local_only = {"--runtime": runtime, "--device": device, "--provider": provider,
+                      "--input": input_file, "--input-shape": input_shapes,
+                      "--processes": processes != 1, "--mode": mode != "latency",
+                      "--concurrency": concurrency, "--certify": certify}  # fmt: skip
+        given = [flag for flag, value in local_only.items() if value]
+        if given:
+            raise InputError(
+                f"{given[0]} does not apply with --remote, which times the bundle as shipped"
+            )
+
+        report = remote_benchmark(
+            model, remote, devices_file=devices_file, accept_new_host_key=accept_new_host_key,
+            runs=min_runs or 200, warmup=_warmup_runs(warmup), threads=threads,
+        )  # fmt: skip
+        _emit(report, out, as_json, quiet)
+        return
     bar = _Bar() if (not quiet and not as_json and sys.stderr.isatty()) else None
     try:
         report = benchmark(
@@ -196,6 +246,10 @@ def bench_command(
     finally:
         if bar is not None:
             bar.close()
+    _emit(report, out, as_json, quiet)
+
+
+def _emit(report: Any, out: str | None, as_json: bool, quiet: bool) -> None:
     if out:
         report.save(out)
     if as_json:
