@@ -86,13 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     _sigterm_as_interrupt()
     quiet_frameworks()
     try:
-        _main(args, debug="--debug" in args)
-    except SystemExit as exc:
-        if exc.code == 130:
+        code = run(args)
+        if code == 130:
             # An interrupt that cut a framework's import short leaves half-built objects
             # whose destructors complain at shutdown; the user asked to stop, not for those.
             sys.unraisablehook = lambda _unraisable: None
-        raise
+        sys.exit(code)
     finally:
         _ignore_sigterm_while_exiting()
 
@@ -108,29 +107,36 @@ def _ignore_sigterm_while_exiting() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _main(args: list[str], debug: bool) -> None:
+def run(args: list[str]) -> int:
+    """Run the command line `args` in this process and return its exit code.
+
+    Errors are printed as `main` prints them (an edgekit error as one sentence on
+    stderr, exit 2; an interrupt as exit 130); unlike `main`, this installs no signal
+    handler and does not exit, so tests and embedding programs can call it.
+    """
+    debug = "--debug" in args
     try:
         rv = cli.main(args=args, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
         if debug:
             raise
         click.echo(f"edgekit: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:
         if debug or not _caused_by_interrupt(exc):
             raise
         click.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._types import POSITIVE
+
 
 @click.command("deploy")
 @click.argument("model", type=click.Path())
@@ -16,7 +18,7 @@ import click
 @click.option("--precision", default=None,
               help="One of the profile's precisions (default: its first that edgekit can make).")  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
-@click.option("--tolerance", type=float, default=None, help="Largest accepted output error.")
+@click.option("--tolerance", type=POSITIVE, default=None, help="Largest accepted output error.")
 @click.option("--no-measure", is_flag=True, help="Skip the latency measurement.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")

@@ -5,6 +5,13 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._common import echo_json
+from edgekit.cli._types import (
+    EPOCHS,
+    OPEN_FRACTION,
+    PERCENT_POINTS,
+    THREADS,
+    allow_oversubscribe_option,
+)
 from edgekit.optimize import QUANTIZE_CHOICES
 
 
@@ -12,7 +19,7 @@ from edgekit.optimize import QUANTIZE_CHOICES
 @click.argument("model", type=click.Path())
 @click.option("--profile", "-p", required=True, help="Target profile name or .toml path.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
-@click.option("--prune", type=float, default=None, help="Target sparsity, e.g. 0.5.")
+@click.option("--prune", type=OPEN_FRACTION, default=None, help="Target sparsity, e.g. 0.5.")
 @click.option("--structured", is_flag=True, help="Prune whole filters/units (Keras models).")
 @click.option(
     "--quantize",
@@ -25,15 +32,16 @@ from edgekit.optimize import QUANTIZE_CHOICES
 @click.option("--eval-data", default=None, help="Evaluation data (default: --calib-data's).")
 @click.option(
     "--max-accuracy-drop",
-    type=float,
+    type=PERCENT_POINTS,
     default=1.0,
     show_default=True,
     help="Accuracy budget in absolute points; int8 layers are kept float to meet it.",
 )
-@click.option("--threads", type=int, default=None, help="Threads when measuring (default 1).")
+@click.option("--threads", type=THREADS, default=None, help="Threads when measuring (default 1).")
+@allow_oversubscribe_option
 @click.option(
     "--epochs",
-    type=int,
+    type=EPOCHS,
     default=None,
     help="Fine-tuning epochs (default 8 structured, 4 magnitude).",
 )
