@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps edgekit errors to one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     _sigterm_as_interrupt()
+    sys.unraisablehook = _keep_interrupts(sys.unraisablehook)
     quiet_frameworks()
     try:
         code = run(args)
@@ -94,6 +96,29 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
     finally:
         _ignore_sigterm_while_exiting()
+
+
+def _keep_interrupts(hook: Any) -> Any:
+    """An unraisable hook that does not let a Ctrl-C or SIGTERM be lost.
+
+    When the signal lands inside a garbage-collector callback or a destructor (JAX's
+    `_xla_gc_callback` during quantization, for one), CPython prints "Exception ignored"
+    with a traceback and carries on, so the run finished as if never asked to stop. The
+    interrupt is raised again in the main thread instead, from a timer thread a moment
+    later (raised here, inside the hook, it would be swallowed again).
+    """
+    import _thread
+    import threading
+
+    def keep(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            timer = threading.Timer(0.05, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+            return
+        hook(unraisable)
+
+    return keep
 
 
 def _ignore_sigterm_while_exiting() -> None:
