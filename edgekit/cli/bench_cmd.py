@@ -9,6 +9,17 @@ import click
 
 from edgekit.cli._common import console
 from edgekit.cli._complete import complete_runtime
+from edgekit.cli._types import (
+    BATCH,
+    POSITIVE_SECONDS,
+    PROCESSES,
+    RUNS,
+    SECONDS,
+    SEED,
+    THREADS,
+    WARMUP,
+    allow_oversubscribe_option,
+)
 
 
 def _summary(report: Any) -> None:
@@ -119,9 +130,9 @@ def _warmup_runs(warmup: str | None) -> int:
               shell_complete=complete_runtime)  # fmt: skip
 @click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
 @click.option("--provider", help="ONNX Runtime execution provider (cpu, cuda, tensorrt, ...).")
-@click.option("--threads", type=int, help="Inference threads (default: the runtime's).")
+@click.option("--threads", type=THREADS, help="Inference threads (default: the runtime's).")
 @click.option(
-    "--batch", type=int, default=1, show_default=True, help="Batch size for dynamic batch dims."
+    "--batch", type=BATCH, default=1, show_default=True, help="Batch size for dynamic batch dims."
 )
 @click.option(
     "--input", "input_file", type=click.Path(), help="Inputs from a .npz, one array per input name."
@@ -129,23 +140,29 @@ def _warmup_runs(warmup: str | None) -> int:
 @click.option(
     "--input-shape", "input_shapes", multiple=True, help="NAME=D1,D2,... for dynamic inputs."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of generated inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of generated inputs.")
 @click.option(
-    "--warmup", help="Minimum warm-up: runs (20) or seconds (1.5s); extended until stable."
+    "--warmup",
+    type=WARMUP,
+    help="Minimum warm-up: runs (20) or seconds (1.5s); extended until stable.",
 )
-@click.option("--min-runs", type=int, help="Steady state lasts at least this many runs.")
-@click.option("--min-time", type=float, help="...and at least this many seconds.")
+@click.option("--min-runs", type=RUNS, help="Steady state lasts at least this many runs.")
+@click.option("--min-time", type=SECONDS, help="...and at least this many seconds.")
 @click.option(
-    "--max-time", type=float, help="Stop cleanly after this many seconds of steady state."
+    "--max-time",
+    type=POSITIVE_SECONDS,
+    help="Stop cleanly after this many seconds of steady state.",
 )
 @click.option("--certify", is_flag=True, help="Long preset: 60 s steady state, longer warm-up.")
 @click.option(
-    "--processes", type=int, default=1, show_default=True, help="Repeat in K fresh processes."
+    "--processes", type=PROCESSES, default=1, show_default=True, help="Repeat in K fresh processes."
 )
 @click.option(
     "--mode", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True
 )
-@click.option("--concurrency", type=int, help="Requests in flight in throughput mode (default 2).")
+@click.option(
+    "--concurrency", type=THREADS, help="Requests in flight in throughput mode (default 2)."
+)
 @click.option("--out", "out", type=click.Path(), help="Write the report JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -162,6 +179,7 @@ def _warmup_runs(warmup: str | None) -> int:
     is_flag=True,
     help="Trust a device's new or changed host key and pin it in the devices file.",
 )
+@allow_oversubscribe_option
 def bench_command(
     model: str,
     runtime: str | None,
@@ -172,7 +190,7 @@ def bench_command(
     input_file: str | None,
     input_shapes: tuple[str, ...],
     seed: int,
-    warmup: str | None,
+    warmup: int | float | None,
     min_runs: int | None,
     min_time: float | None,
     max_time: float | None,

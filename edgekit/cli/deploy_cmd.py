@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._complete import complete_profile
+from edgekit.cli._types import POSITIVE
 
 
 @click.command("deploy")
@@ -19,7 +20,7 @@ from edgekit.cli._complete import complete_profile
 @click.option("--precision", default=None,
               help="One of the profile's precisions (default: its first that edgekit can make).")  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
-@click.option("--tolerance", type=float, default=None, help="Largest accepted output error.")
+@click.option("--tolerance", type=POSITIVE, default=None, help="Largest accepted output error.")
 @click.option("--no-measure", is_flag=True, help="Skip the latency measurement.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")

@@ -8,6 +8,7 @@ import click
 
 from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
 from edgekit.cli._complete import complete_runtime
+from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
 
 
 @click.command("eval")
@@ -45,13 +46,14 @@ from edgekit.cli._complete import complete_runtime
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=BATCH,
     default=64,
     show_default=True,
     help="Batch size when the model's batch axis is dynamic.",
 )
 @click.option("--device", help="Runtime device (e.g. CPU, GPU).")
-@click.option("--threads", type=click.IntRange(min=1), help="Runtime threads.")
+@click.option("--threads", type=THREADS, help="Runtime threads.")
+@allow_oversubscribe_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write the result as a self-contained HTML page to this file.")  # fmt: skip

@@ -6,6 +6,13 @@ import click
 
 from edgekit.cli._common import echo_json
 from edgekit.cli._complete import complete_profile
+from edgekit.cli._types import (
+    EPOCHS,
+    OPEN_FRACTION,
+    PERCENT_POINTS,
+    THREADS,
+    allow_oversubscribe_option,
+)
 from edgekit.optimize import QUANTIZE_CHOICES
 
 
@@ -14,7 +21,7 @@ from edgekit.optimize import QUANTIZE_CHOICES
 @click.option("--profile", "-p", required=True, help="Target profile name or .toml path.",
               shell_complete=complete_profile)  # fmt: skip
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
-@click.option("--prune", type=float, default=None, help="Target sparsity, e.g. 0.5.")
+@click.option("--prune", type=OPEN_FRACTION, default=None, help="Target sparsity, e.g. 0.5.")
 @click.option("--structured", is_flag=True, help="Prune whole filters/units (Keras models).")
 @click.option(
     "--quantize",
@@ -27,15 +34,16 @@ from edgekit.optimize import QUANTIZE_CHOICES
 @click.option("--eval-data", default=None, help="Evaluation data (default: --calib-data's).")
 @click.option(
     "--max-accuracy-drop",
-    type=float,
+    type=PERCENT_POINTS,
     default=1.0,
     show_default=True,
     help="Accuracy budget in absolute points; int8 layers are kept float to meet it.",
 )
-@click.option("--threads", type=int, default=None, help="Threads when measuring (default 1).")
+@click.option("--threads", type=THREADS, default=None, help="Threads when measuring (default 1).")
+@allow_oversubscribe_option
 @click.option(
     "--epochs",
-    type=int,
+    type=EPOCHS,
     default=None,
     help="Fine-tuning epochs (default 8 structured, 4 magnitude).",
 )
