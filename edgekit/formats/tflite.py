@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelError
-from edgekit.formats import ModelInfo
-from edgekit.model import Model, Quantization, Signature, TensorSpec
+from edgekit.formats.base import FormatReader, ModelInfo, read_head
+from edgekit.signature import Quantization, Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
 
 # TensorType enum of the TFLite schema -> numpy dtype name.
 TENSOR_TYPES = {
@@ -123,12 +127,22 @@ def _tensor(buf: _Buf, t: int) -> TensorSpec:
     return TensorSpec(buf.string(t, 3), dims, dtype, quant)
 
 
-def read(model: Model) -> ModelInfo:
-    data = model.path.read_bytes()
-    try:
-        return _read(_Buf(data))
-    except (_Malformed, struct.error, UnicodeDecodeError, IndexError) as exc:
-        raise ModelError(f"{model.path}: a damaged or truncated TFLite file ({exc})") from None
+class TFLiteReader(FormatReader):
+    """A TFLite flatbuffer: the file identifier "TFL3" at bytes 4..8."""
+
+    name = "tflite"
+    suffixes = (".tflite",)
+
+    def sniff(self, path: Path) -> bool:
+        head = read_head(path, 8)
+        return len(head) >= 8 and head[4:8] == b"TFL3"
+
+    def read(self, model: Model) -> ModelInfo:
+        data = model.path.read_bytes()
+        try:
+            return _read(_Buf(data))
+        except (_Malformed, struct.error, UnicodeDecodeError, IndexError) as exc:
+            raise ModelError(f"{model.path}: a damaged or truncated TFLite file ({exc})") from None
 
 
 def _read(buf: _Buf) -> ModelInfo:
