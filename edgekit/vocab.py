@@ -99,7 +99,7 @@ DTYPES = ("float32", "float16", "int8", "uint8", "int16")
 # tflite-micro runs on microcontrollers and has no host runtime class.
 RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
     "litert": ("tflite",),
-    "tflite-micro": ("tflite",),
     "onnxruntime": ("onnx",),
     "openvino": ("openvino", "onnx", "tflite", "savedmodel"),
+    "tflite-micro": ("tflite",),
 }
