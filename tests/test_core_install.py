@@ -50,7 +50,7 @@ def _edgekit(venv: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_core_install_has_no_framework(core_env: Path) -> None:
-    probe = "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % (FRAMEWORKS,)
+    probe = f"import importlib.util as u; print([m for m in {FRAMEWORKS!r} if u.find_spec(m)])"
     result = _run([str(core_env / "bin" / "python"), "-c", probe], cwd=core_env)
     assert result.stdout.strip() == "[]", result.stdout
 
