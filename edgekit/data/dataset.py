@@ -86,9 +86,9 @@ def iter_batches(
 
 
 def _read_digits(arg: str) -> RawData:
-    from sklearn.datasets import load_digits
+    from edgekit.extras import require
 
-    d = load_digits()
+    d = require("sklearn.datasets", "train").load_digits()
     return RawData(
         name="digits",
         x=d.images.astype(np.float32),
