@@ -89,16 +89,9 @@ def compare_command(
 
 
 def _write(path: str, text: str) -> None:
-    import os
-    import tempfile
-    from pathlib import Path
+    from edgekit.outputs import atomic_write_text
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, p)
+    atomic_write_text(path, text)
 
 
 def _print_table(result: object, out: str | None) -> None:
