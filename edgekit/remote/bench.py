@@ -58,9 +58,9 @@ def environment(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _arch(name: str) -> str:
-    from edgekit.profiles import _ARCH_ALIASES
+    from edgekit.vocab import normalize_arch
 
-    return _ARCH_ALIASES.get(name.lower(), name.lower())
+    return normalize_arch(name)
 
 
 def bundle_id(bundle: Path) -> str:
