@@ -93,7 +93,7 @@ def main():
     runner = load_runner(args.bundle)
     with open(os.path.join(args.bundle, "manifest.json"), encoding="utf-8") as fh:
         manifest = json.load(fh)
-    runner.check(manifest)  # exits 2 naming the file that does not match
+    runner.check(manifest, args.bundle)  # exits 2 naming the file that does not match
     rt = manifest["runtime"]
     threads = args.threads if args.threads is not None else rt.get("threads")
     model_path = os.path.join(args.bundle, manifest["model"]["entry"])
