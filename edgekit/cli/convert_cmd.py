@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._types import POSITIVE
 from edgekit.convert.graph import TARGETS
 from edgekit.convert.onnx_opset import DEFAULT_OPSET, OPSETS
 
@@ -23,7 +24,7 @@ opset_option = click.option(
               help="Fix a dynamic input's shape, e.g. input=1,224,224,3 (repeatable).")  # fmt: skip
 @opset_option
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the source.")
-@click.option("--tolerance", type=float, default=None,
+@click.option("--tolerance", type=POSITIVE, default=None,
               help="Largest accepted absolute output error (default depends on precision).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")

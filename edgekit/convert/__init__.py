@@ -129,16 +129,11 @@ def _place(built: Path, fmt: str, dest: Path) -> None:
             raise InputError(f"{dest}: already exists; remove it or choose another --out")
         os.replace(built, dest)
         return
+    from edgekit.outputs import replace_files
+
     # Weights before the .xml, so a reader never sees a new .xml with an old .bin.
     pairs = list(zip(_files_of(built, fmt), _files_of(dest, fmt), strict=True))
-    for src, dst in reversed(pairs):
-        tmp = dst.with_name(f".{dst.name}.edgekit-tmp")
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        except BaseException:  # an interrupt included: leave no temp file behind
-            tmp.unlink(missing_ok=True)
-            raise
+    replace_files(list(reversed(pairs)))
 
 
 def _run_path(
