@@ -355,7 +355,7 @@ def timed_loop(
 ) -> tuple[np.ndarray, str]:
     """Time `call` into a pre-allocated buffer until `runs` AND `min_ns` are met, or `max_ns`."""
     pc = time.perf_counter_ns
-    buf = np.empty(max(runs, 4096), dtype=np.int64)
+    buf = np.empty(min(max(runs, 4096), 1 << 20), dtype=np.int64)  # grows past 1M runs
     i, reason, start = 0, "min_runs_and_min_time", pc()
     while True:
         t0 = pc()
