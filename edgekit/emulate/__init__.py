@@ -27,7 +27,6 @@ __all__ = ["TARGETS", "EmulatedCheck", "verify_emulated"]
 
 # --verify-on choices: emulated device -> the arch a bundle's profile must name.
 TARGETS = {"emulated-aarch64": "aarch64"}
-_ARCH_NAMES = {"aarch64": "aarch64", "arm64": "aarch64", "armv8": "aarch64"}
 
 
 @dataclass
@@ -115,13 +114,14 @@ def verify_emulated(
     from edgekit.inputs import generate_inputs
     from edgekit.model import load
     from edgekit.verify import compare_arrays
+    from edgekit.vocab import normalize_arch
 
     if target not in TARGETS:
         raise InputError(f"--verify-on {target!r} is not one of: {', '.join(TARGETS)}")
     b = load_bundle(bundle)
     prof = b.manifest.get("profile") or {}
-    named = str((prof.get("target") or {}).get("arch") or prof.get("arch") or "").lower()
-    arch = _ARCH_NAMES.get(named, named)
+    named = (prof.get("target") or {}).get("arch") or prof.get("arch")
+    arch = normalize_arch(str(named)) if named else ""
     if arch != TARGETS[target]:
         raise BundleError(
             f"{b.path}: the bundle is for {prof.get('name')} ({arch or 'no arch'}), "
