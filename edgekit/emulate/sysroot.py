@@ -129,6 +129,9 @@ def _apt(cache: Path) -> list[str]:
 
 
 def _publish(tmp: Path, dest: Path) -> None:
+    if (dest / COMPLETE).is_file():  # another process finished the same folder first
+        shutil.rmtree(tmp)
+        return
     (tmp / COMPLETE).write_text("ok\n")
     if dest.exists():
         shutil.rmtree(dest)  # an earlier, unfinished attempt (no marker)
