@@ -33,8 +33,8 @@ def test_a_copy_of_the_baseline_is_measured_once_and_is_exactly_one(tmp_path: Pa
     x = np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32)
     lats = measure_interleaved([base, copy, big], x, runtime="onnxruntime", threads=1,
                                min_time=0.2)  # fmt: skip
-    assert lats[0]["samples_ms"] == lats[1]["samples_ms"]  # one measurement, not two
-    assert len(lats[2]["samples_ms"]) == lats[2]["n"] >= 20  # raw samples kept
+    assert lats[0]["samples_ns"] == lats[1]["samples_ns"]  # one measurement, not two
+    assert len(lats[2]["samples_ns"]) == lats[2]["n"] >= 20  # raw samples kept
     same, copied, other = ratios(lats)
     assert same["speedup"] == copied["speedup"] == 1.0 and copied["verdict"] == "same"
     assert other["verdict"] == "slower", other  # 20x the layers
@@ -51,6 +51,6 @@ def test_an_identical_candidate_is_one_x_with_no_warning(tmp_path: Path) -> None
     assert fp32["latency_ms"]["sha256"] == rep["baseline"]["latency_ms"]["sha256"]
     assert fp32["vs_baseline"]["speedup"] == 1.0 and fp32["vs_baseline"]["verdict"] == "same"
     assert rep["speedup"] == 1.0 and rep["speedup_ci"]["verdict"] == "same"
-    assert fp32["latency_ms"]["samples_ms"], "each candidate keeps its raw samples"
+    assert fp32["latency_ms"]["samples_ns"], "each candidate keeps its raw samples"
     assert not any("slower" in w.lower() for w in res.warnings)
     assert "1.00x (1.00-1.00) same" in res.markdown_path.read_text()

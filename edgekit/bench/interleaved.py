@@ -69,7 +69,7 @@ def measure_interleaved(
     Each dict is the harness's statistics (`edgekit.bench.stats.summarize`: median, its
     confidence interval, percentiles...) of the model's samples from all its rounds,
     with ``runs``, ``quantile_method``, the runs' ``stop_reasons`` and ``warnings``, the
-    model's ``sha256`` and its raw ``samples_ms`` in time order. `options` (one per model,
+    model's ``sha256`` and its raw ``samples_ns`` in time order. `options` (one per model,
     or None) are the runtime options each is opened with (an inference precision...).
     A model with the same bytes and options as an earlier one is not measured again: it
     gets a copy of that one's statistics.
@@ -98,13 +98,13 @@ def measure_interleaved(
     for i, reps in zip(unique, reports, strict=True):
         samples = np.concatenate([np.asarray(rep.samples_ns) for rep in reps])
         lat = summarize(samples)
+        lat["samples_ns"] = samples.astype(np.int64).tolist()  # raw, for report.html's charts
         lat["quantile_method"] = QUANTILE_METHOD_NAME
         lat["runs"] = len(reps)
         lat["stop_reasons"] = sorted({rep["protocol"]["stop_reason"] for rep in reps})
         lat["warnings"] = list(dict.fromkeys(w for rep in reps for w in rep.warnings))
         lat["sha256"] = loaded[i].sha256
         lat["options"] = dict(opts[i] or {})
-        lat["samples_ms"] = [round(float(v) / 1e6, 6) for v in samples]
         measured[i] = lat
     return [dict(measured[first[k]]) for k in keys]
 
@@ -122,8 +122,8 @@ def ratios(lats: Sequence[Mapping[str, Any]], base: int = 0) -> list[dict[str, A
         if lat.get("sha256") is not None and all(lat.get(k) == b.get(k) for k in same):
             out.append(identical_verdict())
             continue
-        if not lat.get("samples_ms") or not b.get("samples_ms"):
+        if not lat.get("samples_ns") or not b.get("samples_ns"):
             out.append(None)
             continue
-        out.append(ratio_verdict(b["samples_ms"], lat["samples_ms"]))
+        out.append(ratio_verdict(b["samples_ns"], lat["samples_ns"]))
     return out

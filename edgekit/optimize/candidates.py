@@ -34,6 +34,7 @@ class Candidate:
     latency: dict[str, Any] | None = None  # edgekit.bench statistics, in ms
     # edgekit.bench.stats.ratio_verdict against the baseline, from the same measurement
     vs_baseline: dict[str, Any] | None = None
+    confusion: list[list[int]] | None = None  # rows: true class, columns: predicted
     meets_budget: bool = False
     error: str | None = None
 
@@ -98,7 +99,7 @@ def verdict(c: Candidate) -> str | None:
 def _ties(c: Candidate, best: Candidate) -> bool:
     """`c` is not measurably slower than `best`."""
     a, b = c.latency or {}, best.latency or {}
-    if a.get("samples_ms") and b.get("samples_ms"):
+    if a.get("samples_ns") and b.get("samples_ns"):
         from edgekit.bench.interleaved import ratios
 
         return ratios([b, a])[1]["verdict"] != "slower"
