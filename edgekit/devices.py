@@ -18,6 +18,7 @@ ISA_FLAGS = (
     "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
     "neon", "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16",
 )  # fmt: skip
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -45,6 +46,9 @@ def cpu() -> dict[str, Any]:
         "arch": platform.machine(),
         "cores_logical": os.cpu_count(),
         "isa_features": [f for f in ISA_FLAGS if f in flags],
+        # bf16 dot products in hardware (x86 AVX-512 BF16 or AMX; Arm BF16): where
+        # OpenVINO's CPU plugin runs fp32 models in bf16 (edgekit bench --inference-precision)
+        "bf16": bool(flags & BF16_FLAGS),
     }
 
 

@@ -3,19 +3,21 @@ between them are not a shared machine's drift.
 
 Each model gets `rounds` short `edgekit.bench.benchmark` runs, taken round-robin over
 the models and in reverse order every other round (A B C, then C B A), which cancels
-a linear drift. Every ratio `optimize` states comes from one such measurement.
+a linear drift. Every ratio `optimize` states comes from one such measurement
+(`ratios`). Models with the same bytes (and the same runtime options) are one model:
+measured once, and their ratio is exactly 1.
 
 Example::
 
     from edgekit.bench.interleaved import measure_interleaved
     base, opt = measure_interleaved(["fp32.onnx", "int8.onnx"], x, runtime="onnxruntime")
-    print(base["median"] / opt["median"])
+    print(ratios([base, opt])[1]["speedup"])
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,7 @@ def measure_interleaved(
     threads: int | None,
     rounds: int = ROUNDS,
     min_time: float = MIN_TIME_S,
+    options: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Latency statistics (ms) of each model in `paths` on the same samples `x`
     (preprocessed floats; batch 1, up to BENCH_SAMPLES of them rotated), measured
@@ -65,13 +68,22 @@ def measure_interleaved(
 
     Each dict is the harness's statistics (`edgekit.bench.stats.summarize`: median, its
     confidence interval, percentiles...) of the model's samples from all its rounds,
-    with ``runs``, ``quantile_method``, the runs' ``stop_reasons`` and ``warnings``.
+    with ``runs``, ``quantile_method``, the runs' ``stop_reasons`` and ``warnings``, the
+    model's ``sha256`` and its raw ``samples_ns`` in time order. `options` (one per model,
+    or None) are the runtime options each is opened with (an inference precision...).
+    A model with the same bytes and options as an earlier one is not measured again: it
+    gets a copy of that one's statistics.
     """
     from edgekit.bench import benchmark
     from edgekit.bench.stats import QUANTILE_METHOD_NAME, summarize
     from edgekit.model import load
 
-    models = [load(p) for p in paths]
+    opts = list(options) if options is not None else [None] * len(paths)
+    loaded = [load(p) for p in paths]
+    keys = [(m.sha256, repr(sorted((o or {}).items()))) for m, o in zip(loaded, opts, strict=True)]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    unique = sorted(set(first.values()))
+    models = [loaded[i] for i in unique]
     inputs = [sample_feeds(x, m.signature.inputs[0], 1, limit=BENCH_SAMPLES) for m in models]
     reports: list[list[Any]] = [[] for _ in models]
     for r in range(rounds):
@@ -80,10 +92,10 @@ def measure_interleaved(
             reports[i].append(benchmark(
                 models[i], runtime=runtime, threads=threads, batch=1, inputs=inputs[i],
                 warmup=WARMUP, min_time=min_time / rounds, max_time=MAX_TIME_S,
-                min_runs=MIN_RUNS, stop_on_interrupt=True,
+                min_runs=MIN_RUNS, stop_on_interrupt=True, options=opts[unique[i]],
             ))  # fmt: skip
-    out = []
-    for reps in reports:
+    measured = {}
+    for i, reps in zip(unique, reports, strict=True):
         samples = np.concatenate([np.asarray(rep.samples_ns) for rep in reps])
         lat = summarize(samples)
         lat["samples_ns"] = samples.astype(np.int64).tolist()  # raw, for report.html's charts
@@ -91,5 +103,27 @@ def measure_interleaved(
         lat["runs"] = len(reps)
         lat["stop_reasons"] = sorted({rep["protocol"]["stop_reason"] for rep in reps})
         lat["warnings"] = list(dict.fromkeys(w for rep in reps for w in rep.warnings))
-        out.append(lat)
+        lat["sha256"] = loaded[i].sha256
+        lat["options"] = dict(opts[i] or {})
+        measured[i] = lat
+    return [dict(measured[first[k]]) for k in keys]
+
+
+def ratios(lats: Sequence[Mapping[str, Any]], base: int = 0) -> list[dict[str, Any] | None]:
+    """Each model's latency against `lats[base]`'s (all from one `measure_interleaved`):
+    `edgekit.bench.stats.ratio_verdict` on the raw samples, exactly 1 ("same") for a model
+    with the baseline's bytes, None where the samples are missing."""
+    from edgekit.bench.stats import identical_verdict, ratio_verdict
+
+    b = lats[base]
+    out: list[dict[str, Any] | None] = []
+    for lat in lats:
+        same = ("sha256", "options")
+        if lat.get("sha256") is not None and all(lat.get(k) == b.get(k) for k in same):
+            out.append(identical_verdict())
+            continue
+        if not lat.get("samples_ns") or not b.get("samples_ns"):
+            out.append(None)
+            continue
+        out.append(ratio_verdict(b["samples_ns"], lat["samples_ns"]))
     return out

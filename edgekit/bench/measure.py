@@ -139,6 +139,7 @@ def measure(
     finally:
         session_device = getattr(session, "device", device or "CPU")
         session_provider = getattr(session, "provider", provider)
+        ran_precision = session.inference_precision()
         session.close()
 
     if not wu["stable"] and wu["runs"]:
@@ -200,6 +201,8 @@ def measure(
             "provider": session_provider,
             "threads": threads,
             "options": rt.report_options(str(session_device), threads, options),
+            # what the runtime computed in, read back from the loaded model (None: as stored)
+            "inference_precision": ran_precision,
         },
         "environment": env,
         "protocol": {

@@ -177,3 +177,37 @@ def window_medians_agree(x: np.ndarray, window: int, tolerance: float) -> bool:
     m1 = float(np.median(x[-2 * window : -window]))
     m2 = float(np.median(x[-window:]))
     return abs(m2 - m1) <= tolerance * max(m1, m2)
+
+
+def ratio_verdict(
+    base: Sequence[float] | np.ndarray,
+    new: Sequence[float] | np.ndarray,
+    *,
+    level: float = CI_LEVEL,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """median(new) / median(base) of two samples from one interleaved measurement, with
+    `bootstrap_ratio_ci`'s interval, the speedup (its inverse, interval inverted too) and a
+    verdict: "slower" or "faster" only when the interval excludes 1, else "same"."""
+    ci = bootstrap_ratio_ci(base, new, level=level, seed=seed)
+    verdict = "slower" if ci["low"] > 1 else "faster" if ci["high"] < 1 else "same"
+    return {
+        "latency_ratio": ci["ratio"],
+        "low": ci["low"],
+        "high": ci["high"],
+        "speedup": 1.0 / ci["ratio"],
+        "speedup_low": 1.0 / ci["high"],
+        "speedup_high": 1.0 / ci["low"],
+        "level": level,
+        "verdict": verdict,
+        "method": "percentile bootstrap of the median ratio, 2000 resamples, seeded",
+    }
+
+
+def identical_verdict(level: float = CI_LEVEL) -> dict[str, Any]:
+    """`ratio_verdict`'s record for a model that is the baseline itself (same bytes)."""
+    return {
+        "latency_ratio": 1.0, "low": 1.0, "high": 1.0, "speedup": 1.0, "speedup_low": 1.0,
+        "speedup_high": 1.0, "level": level, "verdict": "same",
+        "method": "identical to the baseline (same bytes): the baseline's own measurement",
+    }  # fmt: skip

@@ -69,6 +69,9 @@ def _summary(report: Any) -> None:
             "memory (MB)",
             f"rss {mem['rss_before_load']} → {mem['rss_after_load']} after load, peak {mem['peak_rss']}",
         )
+    ran = rt.get("inference_precision")
+    if ran:
+        table.add_row("inference precision", f"{ran['ran']} (hint {ran['hint']}, read back)")
     table.add_row("timed region", proto["timed_region"])
     out.print(table)
     for w in d["warnings"]:
@@ -179,6 +182,12 @@ def _warmup_runs(warmup: str | None) -> int:
     is_flag=True,
     help="Trust a device's new or changed host key and pin it in the devices file.",
 )
+# --- inference precision (issue 12): what the runtime computes in, set and read back
+@click.option(
+    "--inference-precision",
+    type=click.Choice(["f32", "bf16", "f16"]),
+    help="Compute precision the runtime runs an fp32 model in (OpenVINO; default f32).",
+)
 @allow_oversubscribe_option
 def bench_command(
     model: str,
@@ -204,6 +213,7 @@ def bench_command(
     remote: str | None = None,
     devices_file: str | None = None,
     accept_new_host_key: bool = False,
+    inference_precision: str | None = None,
 ) -> None:
     """Measure a model's latency (or throughput) with a stated, repeatable protocol.
 
@@ -239,6 +249,7 @@ def bench_command(
         )  # fmt: skip
         _emit(report, out, as_json, quiet)
         return
+    options = _precision_options(model, runtime, inference_precision)
     bar = _Bar() if (not quiet and not as_json and sys.stderr.isatty()) else None
     try:
         report = benchmark(
@@ -259,12 +270,26 @@ def bench_command(
             processes=processes,
             mode=mode,
             concurrency=concurrency,
+            options=options,
             progress=bar,
         )
     finally:
         if bar is not None:
             bar.close()
     _emit(report, out, as_json, quiet)
+
+
+def _precision_options(model: str, runtime: str | None, precision: str | None) -> dict | None:
+    """The runtime options for --inference-precision (the runtime's own knowledge)."""
+    if precision is None:
+        return None
+    from edgekit.runtimes import DEFAULT_RUNTIME, get_runtime
+
+    if runtime is None:
+        from edgekit.model import load
+
+        runtime = DEFAULT_RUNTIME.get(str(load(model).format), "")
+    return get_runtime(runtime).precision_options(precision)
 
 
 def _emit(report: Any, out: str | None, as_json: bool, quiet: bool) -> None:

@@ -27,6 +27,7 @@ def devices_command(as_json: bool) -> None:
     mem = info["memory_bytes"]
     out.print(f"[bold]CPU[/bold] {c['model']} ({c['arch']}, {c['cores_logical']} logical cores)")
     out.print(f"ISA: {' '.join(c['isa_features']) or 'none detected'}")
+    out.print(f"bf16 in hardware: {'yes' if c.get('bf16') else 'no'}")
     out.print(f"memory: {mem / 2**30:.1f} GiB" if mem else "memory: unknown")
     out.print(f"OS: {info['os']}  python {info['python']}  governor: {info['governor'] or 'n/a'}")
     table = Table(title="Runtimes")

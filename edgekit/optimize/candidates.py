@@ -1,8 +1,10 @@
 """The candidates `optimize` tries, and the rule that chooses among them.
 
 Within the accuracy budget the fastest wins, except that an earlier candidate (the
-profile's order of preference) wins when it is within SLOWER_MARGIN of it; when none
-meets the budget, the one with the smallest drop is kept, labelled as such.
+profile's order of preference) wins when it is not measurably slower: its latency ratio
+to the fastest has a confidence interval that includes 1 (from the raw samples of the
+one interleaved measurement), or, without samples, it is within SLOWER_MARGIN of it.
+When none meets the budget, the one with the smallest drop is kept, labelled as such.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Candidate:
     parity: Any = None  # edgekit.verify.Parity against the baseline
     accuracy_drop: float | None = None  # points vs baseline (or disagreement when unlabelled)
     latency: dict[str, Any] | None = None  # edgekit.bench statistics, in ms
+    # edgekit.bench.stats.ratio_verdict against the baseline, from the same measurement
+    vs_baseline: dict[str, Any] | None = None
     confusion: list[list[int]] | None = None  # rows: true class, columns: predicted
     meets_budget: bool = False
     error: str | None = None
@@ -50,6 +54,7 @@ class Candidate:
             "accuracy_drop": rounded(self.accuracy_drop, 3),
             "parity": parity_dict(self.parity),
             "latency_ms": self.latency,
+            "vs_baseline": self.vs_baseline,
             "meets_budget": self.meets_budget,
             "error": self.error,
         }
@@ -85,12 +90,28 @@ def accuracy_drop(base: Candidate, c: Candidate, labelled: bool) -> float:
     return 100.0 * (1.0 - p.top1_agreement)
 
 
+def verdict(c: Candidate) -> str | None:
+    """ "slower", "faster" or "same" than the baseline (its ratio's interval decides), or None
+    when `c` has no ratio from an interleaved measurement."""
+    return None if c.vs_baseline is None else c.vs_baseline["verdict"]
+
+
+def _ties(c: Candidate, best: Candidate) -> bool:
+    """`c` is not measurably slower than `best`."""
+    a, b = c.latency or {}, best.latency or {}
+    if a.get("samples_ns") and b.get("samples_ns"):
+        from edgekit.bench.interleaved import ratios
+
+        return ratios([b, a])[1]["verdict"] != "slower"
+    return (c.latency_ms or 0.0) <= (best.latency_ms or 0.0) * SLOWER_MARGIN
+
+
 def fastest(pool: list[Candidate]) -> Candidate:
     """The fastest candidate; an earlier one (the profile's order of preference) wins when
-    it is within SLOWER_MARGIN of it, so that a tie on a noisy machine does not flip the
-    choice between near-identical models from run to run."""
-    best = min(c.latency_ms if c.latency_ms is not None else 0.0 for c in pool)
-    return next(c for c in pool if (c.latency_ms or 0.0) <= best * SLOWER_MARGIN)
+    it is not measurably slower than it (see the module docstring), so that a tie on a
+    noisy machine does not flip the choice between near-identical models from run to run."""
+    best = min(pool, key=lambda c: c.latency_ms if c.latency_ms is not None else 0.0)
+    return next(c for c in pool if c is best or _ties(c, best))
 
 
 def choose(

@@ -26,6 +26,7 @@ from edgekit.optimize.candidates import (
     bench_warnings,
     choose,
     rounded,
+    verdict,
 )
 from edgekit.optimize.data import Data
 from edgekit.optimize.passes import (
@@ -421,17 +422,19 @@ def recover(run: Run) -> None:
 
 
 def measure(run: Run) -> None:
-    """Latency of the baseline and every candidate, interleaved, on the same eval samples."""
+    """Latency of the baseline and every candidate in ONE interleaved measurement, on the
+    same eval samples, and each candidate's ratio to the baseline from it (a candidate
+    with the baseline's bytes is the baseline: measured once, 1.00x)."""
     if not run.measure:
         return
-    from edgekit.bench.interleaved import measure_interleaved
+    from edgekit.bench.interleaved import measure_interleaved, ratios
 
     run.say(f"measuring latency (edgekit.bench, interleaved, {run.threads} thread(s))")
     models = [run.base, *(c for c in run.candidates if c.error is None)]
     lats = measure_interleaved([c.path for c in models], run.data.x_eval, runtime=run.runtime,
                                threads=run.threads)  # fmt: skip
-    for c, lat in zip(models, lats, strict=True):
-        c.latency = lat
+    for c, lat, ratio in zip(models, lats, ratios(lats), strict=True):
+        c.latency, c.vs_baseline = lat, ratio
     run.warnings += bench_warnings(models)
 
 
@@ -447,28 +450,37 @@ def choose_candidate(run: Run) -> None:
             run.warnings.append(f"candidate {c.name} failed: {c.error}")
 
 
+def _slower(c: Candidate, base: Candidate) -> bool:
+    """Measurably slower than the baseline: its ratio's interval lies above 1 (without a
+    ratio, its median beyond SLOWER_MARGIN of the baseline's)."""
+    if c.vs_baseline is not None:
+        return verdict(c) == "slower"
+    return bool(c.latency_ms and base.latency_ms and c.latency_ms > base.latency_ms * SLOWER_MARGIN)
+
+
+def _times(c: Candidate, base: Candidate) -> str:
+    r = c.vs_baseline
+    ci = f", {r['level']:.0%} CI {r['low']:.3f}-{r['high']:.3f}x" if r else ""
+    return f"{c.latency_ms:.4g} ms vs {base.latency_ms:.4g} ms{ci}"
+
+
 def say_slower(run: Run) -> None:
     """Never slower without saying so: the chosen model (with the ops responsible), and
-    each int8 candidate slower than fp32."""
+    each int8 candidate slower than fp32; slower means the ratio's interval excludes 1."""
     base, chosen = run.base, run.chosen
     if not run.measure or base.latency_ms is None:
         return
-    if chosen.latency_ms is not None and chosen.latency_ms > base.latency_ms * SLOWER_MARGIN:
+    if chosen.latency_ms is not None and _slower(chosen, base):
         run.slow_ops = slow_ops(base.path, chosen.path, run.data.x_eval[:1], run.runtime,
                                 run.threads)  # fmt: skip
         run.warnings.append(
             f"the optimized model ({chosen.name}) is SLOWER than the fp32 baseline on "
-            f"{run.runtime}: {chosen.latency_ms:.4g} ms vs {base.latency_ms:.4g} ms; "
-            f"{run.slow_ops['summary']}"
+            f"{run.runtime}: {_times(chosen, base)}; {run.slow_ops['summary']}"
         )
     for c in run.candidates:
-        if (
-            c.error is None and c is not chosen and c.precision in INT8 and c.latency_ms
-            and base.latency_ms and c.latency_ms > base.latency_ms * SLOWER_MARGIN
-        ):  # fmt: skip
+        if c.error is None and c is not chosen and c.precision in INT8 and _slower(c, base):
             run.warnings.append(
-                f"{c.name} is slower than fp32 on {run.runtime} here "
-                f"({c.latency_ms:.4g} vs {base.latency_ms:.4g} ms)"
+                f"{c.name} is slower than fp32 on {run.runtime} here ({_times(c, base)})"
             )
 
 

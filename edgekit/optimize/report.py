@@ -4,8 +4,9 @@ report.json (``schema_version`` 1) holds ``baseline`` (the source converted to t
 profile's format at fp32, measured on the same runtime and settings) and
 ``optimized``, each ``{format, precision, size_bytes, gzip_bytes, params, sparsity,
 accuracy, latency_ms}`` (accuracy null when unproven; latency_ms the `edgekit.bench`
-statistics of interleaved harness runs: median, median_ci, percentiles, cv..., or null
-when not measured);
+statistics of one interleaved measurement of all candidates: median, median_ci,
+percentiles, cv..., and the raw ``samples_ns``, or null when not measured);
+``speedup`` and ``speedup_ci`` (and each candidate's ``vs_baseline``) from that run;
 ``parity {top1_agreement, max_abs_error, cosine}`` of the optimized model against the
 baseline (`edgekit.verify.compare_outputs` on the eval samples);
 ``accuracy_drop`` (points); ``kept_float``; ``candidates``; ``layer_errors``;
@@ -72,11 +73,13 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
             "OpenVINO runs fp32 models in bf16 by default on this CPU; every model here was "
             "measured with INFERENCE_PRECISION_HINT=f32 so that parity compares like with like"
         )
-    speedup = (
-        baseline.latency_ms / chosen.latency_ms
-        if baseline.latency_ms and chosen.latency_ms
-        else None
-    )
+    ratio = chosen.vs_baseline
+    if ratio is not None:
+        speedup = ratio["speedup"]
+    elif baseline.latency_ms and chosen.latency_ms:
+        speedup = baseline.latency_ms / chosen.latency_ms
+    else:
+        speedup = None
     kept = list(chosen.kept_float)
     rep: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -101,7 +104,9 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
             "isa_features": info["isa_features"],
             "vnni": has_vnni(),
             "host_measurement": host is not None,
-            "statistic": "median of interleaved edgekit.bench runs (round-robin over the models)",
+            "statistic": "median of ONE interleaved measurement (edgekit.bench runs round-robin "
+            "over the baseline and every candidate, reversed every other round); ratios with "
+            "a bootstrap interval, 'faster'/'slower' only when it excludes 1",
         },
         "data": {
             "source": data.source,
@@ -116,6 +121,16 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
         "max_accuracy_drop": max_drop,
         "meets_budget": run.met,
         "speedup": None if speedup is None else round(speedup, 3),
+        # baseline median / optimized median, with its interval, from the same interleaved run
+        "speedup_ci": None
+        if ratio is None
+        else {
+            "low": round(ratio["speedup_low"], 4),
+            "high": round(ratio["speedup_high"], 4),
+            "level": ratio["level"],
+            "verdict": ratio["verdict"],
+            "method": ratio["method"],
+        },
         "size_ratio": round(chosen.size_bytes / baseline.size_bytes, 4)
         if chosen.size_bytes and baseline.size_bytes
         else None,
@@ -236,6 +251,7 @@ def markdown(rep: dict[str, Any]) -> str:
         f"| max abs error / cosine | | {p.get('max_abs_error', '-')} / {p.get('cosine', '-')} | |",
         f"| median latency | {_ms(b['latency_ms'])} | {_ms(o['latency_ms'])} | "
         + (f"{rep['speedup']:.2f}x speedup" if rep["speedup"] else "")
+        + _ci(rep.get("speedup_ci"))
         + " |",
         "",
     ]
@@ -266,18 +282,19 @@ def markdown(rep: dict[str, Any]) -> str:
     lines += [
         "## Candidates",
         "",
-        "| candidate | size | accuracy | drop (pts) | agreement | median latency | budget |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | size | accuracy | drop (pts) | agreement | median latency "
+        "| speedup vs baseline | budget |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in rep["candidates"]:
         if c["error"]:
-            lines.append(f"| {c['name']} | failed: {c['error'][:80]} | | | | | |")
+            lines.append(f"| {c['name']} | failed: {c['error'][:80]} | | | | | | |")
             continue
         agree = (c["parity"] or {}).get("top1_agreement")
         lines.append(
             f"| {c['name']} | {_size(c['size_bytes'])} | {_pct(c['accuracy'])} | "
             f"{c['accuracy_drop']:.2f} | {_pct(agree)} | {_ms(c['latency_ms'])} | "
-            f"{'ok' if c['meets_budget'] else 'MISSES'} |"
+            f"{_vs(c.get('vs_baseline'))} | {'ok' if c['meets_budget'] else 'MISSES'} |"
         )
     lines.append("")
     if rep.get("graph_opt"):
@@ -290,6 +307,20 @@ def markdown(rep: dict[str, Any]) -> str:
     if rep["warnings"]:
         lines += ["## Warnings", ""] + [f"- {w}" for w in rep["warnings"]] + [""]
     return "\n".join(lines)
+
+
+def _ci(ci: dict[str, Any] | None) -> str:
+    """A speedup's interval and verdict, for the before/after table."""
+    if not ci:
+        return ""
+    return f" ({ci['level']:.0%} CI {ci['low']:.2f}-{ci['high']:.2f}x: {ci['verdict']})"
+
+
+def _vs(r: dict[str, Any] | None) -> str:
+    """A candidate's `vs_baseline` as "1.23x (1.18-1.29) faster"."""
+    if not r:
+        return "-"
+    return f"{r['speedup']:.2f}x ({r['speedup_low']:.2f}-{r['speedup_high']:.2f}) {r['verdict']}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:

@@ -69,6 +69,12 @@ class Session(abc.ABC):
         """
         return {"unit": "op count", "ops": dict(self.model.op_histogram)}
 
+    def inference_precision(self) -> dict[str, Any] | None:
+        """The precision the runtime actually computes in, read back from the loaded model
+        ({"ran": ..., ...}), or None where the runtime does not say (it runs the model's
+        own precision)."""
+        return None
+
     def concurrent(
         self,
         feeds: Sequence[Mapping[str, np.ndarray]],
@@ -144,6 +150,17 @@ class Runtime(abc.ABC):
     ) -> dict[str, Any]:
         """The settings a benchmark report records for a session opened with `options`."""
         return dict(options or {})
+
+    @classmethod
+    def precision_options(cls, precision: str) -> dict[str, Any]:
+        """The options that make this runtime compute in `precision` (f32, bf16, f16); a
+        user error where it has no such setting."""
+        if precision == "f32":
+            return {}
+        raise InputError(
+            f"{cls.name} has no inference precision setting; --inference-precision {precision} "
+            "needs --runtime openvino"
+        )
 
     @classmethod
     @abc.abstractmethod

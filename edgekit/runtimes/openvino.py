@@ -9,13 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UnsupportedModelError
+from edgekit.errors import InputError, UnsupportedModelError
 from edgekit.formats.openvino import explain_error, read_model
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session, check_feeds
 from edgekit.runtimes.concurrent import Requests
 
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")
+# Exec-graph node types that move or hold data rather than compute.
+_NOT_COMPUTE = frozenset({"Const", "Input", "Output", "Parameter", "Result", "Reorder", "Reshape"})
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
 
 
 def _core() -> Any:
@@ -25,7 +28,8 @@ def _core() -> Any:
 
 
 def compile_config(device: str, threads: int | None, options: Mapping[str, Any] | None) -> dict:
-    """Latency-oriented settings; f32 on CPU so that parity checks compare like with like.
+    """Latency-oriented settings; f32 on CPU so that parity checks compare like with like,
+    unless `options` name another INFERENCE_PRECISION_HINT (`OpenVINO.precision_options`).
 
     OpenVINO's CPU plugin otherwise runs in bf16 on CPUs with AVX-512 BF16 or AMX.
     """
@@ -180,6 +184,27 @@ class OpenVINOSession(Session):
             out[key] = out.get(key, 0.0) + info.real_time.total_seconds() * 1e3
         return {"unit": "ms per inference", "ops": out}
 
+    def inference_precision(self) -> dict[str, Any] | None:
+        """INFERENCE_PRECISION_HINT as compiled, and the count of executed nodes per runtime
+        precision in the exec graph (constants and layout reorders left out): "ran" is the
+        precision most compute nodes ran in. A fused Snippets "Subgraph" node states its
+        I/O precision (f32) even where it computes in bf16 inside, so both are recorded."""
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        counts: dict[str, int] = {}
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            rt = op.get_rt_info()
+            if "runtimePrecision" not in rt or "layerType" not in rt:
+                continue
+            if rt["layerType"].astype(str) in _NOT_COMPUTE:
+                continue
+            prec = rt["runtimePrecision"].astype(str)
+            counts[prec] = counts.get(prec, 0) + 1
+        ran = max(counts, key=counts.get) if counts else None
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        return {"ran": ran, "hint": name, "nodes": counts,
+                "source": "compiled model: INFERENCE_PRECISION_HINT and the exec graph's "
+                "runtimePrecision per node"}  # fmt: skip
+
     def concurrent(
         self,
         feeds: Sequence[Mapping[str, np.ndarray]],
@@ -238,6 +263,16 @@ class OpenVINO(Runtime):
     ) -> dict[str, Any]:
         """The compile configuration the session used."""
         return {"compile_config": compile_config(device, threads, options)}
+
+    @classmethod
+    def precision_options(cls, precision: str) -> dict[str, Any]:
+        """INFERENCE_PRECISION_HINT (edgekit pins f32 on CPU unless told otherwise)."""
+        if precision not in INFERENCE_PRECISIONS:
+            raise InputError(
+                f"OpenVINO inference precision {precision!r} is not one of "
+                f"{', '.join(INFERENCE_PRECISIONS)}"
+            )
+        return {"INFERENCE_PRECISION_HINT": precision}
 
     @classmethod
     def open(

@@ -1,0 +1,56 @@
+"""Every ratio from one interleaved run: raw samples kept, intervals, identical models."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import tiny_onnx
+
+
+def test_ratio_verdict_says_slower_only_when_the_interval_excludes_one() -> None:
+    from edgekit.bench.stats import ratio_verdict
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(10.0, 0.5, 400)
+    assert ratio_verdict(base, rng.normal(10.0, 0.5, 400))["verdict"] == "same"
+    slow = ratio_verdict(base, rng.normal(12.0, 0.5, 400))
+    assert slow["verdict"] == "slower" and slow["low"] > 1 and slow["speedup"] < 1
+    fast = ratio_verdict(base, rng.normal(8.0, 0.5, 400))
+    assert fast["verdict"] == "faster" and fast["high"] < 1
+    assert fast["speedup_low"] <= fast["speedup"] <= fast["speedup_high"]
+
+
+def test_a_copy_of_the_baseline_is_measured_once_and_is_exactly_one(tmp_path: Path) -> None:
+    from edgekit.bench.interleaved import measure_interleaved, ratios
+
+    base = tiny_onnx(tmp_path / "base.onnx", width=16)
+    (tmp_path / "copy").mkdir()
+    copy = Path(shutil.copy(base, tmp_path / "copy" / "base.onnx"))
+    big = tiny_onnx(tmp_path / "big.onnx", width=16, layers=40)
+    x = np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32)
+    lats = measure_interleaved([base, copy, big], x, runtime="onnxruntime", threads=1,
+                               min_time=0.2)  # fmt: skip
+    assert lats[0]["samples_ns"] == lats[1]["samples_ns"]  # one measurement, not two
+    assert len(lats[2]["samples_ns"]) == lats[2]["n"] >= 20  # raw samples kept
+    same, copied, other = ratios(lats)
+    assert same["speedup"] == copied["speedup"] == 1.0 and copied["verdict"] == "same"
+    assert other["verdict"] == "slower", other  # 20x the layers
+    assert other["low"] <= other["latency_ratio"] <= other["high"]
+
+
+def test_an_identical_candidate_is_one_x_with_no_warning(tmp_path: Path) -> None:
+    from edgekit.optimize import optimize
+
+    model = tiny_onnx(tmp_path / "t.onnx")
+    res = optimize(model, "x86-avx2", out=tmp_path / "o", quantize="fp32", graph_opt=False)
+    rep = res.report
+    fp32 = next(c for c in rep["candidates"] if c["precision"] == "fp32")
+    assert fp32["latency_ms"]["sha256"] == rep["baseline"]["latency_ms"]["sha256"]
+    assert fp32["vs_baseline"]["speedup"] == 1.0 and fp32["vs_baseline"]["verdict"] == "same"
+    assert rep["speedup"] == 1.0 and rep["speedup_ci"]["verdict"] == "same"
+    assert fp32["latency_ms"]["samples_ns"], "each candidate keeps its raw samples"
+    assert not any("slower" in w.lower() for w in res.warnings)
+    assert "1.00x (1.00-1.00) same" in res.markdown_path.read_text()
