@@ -30,6 +30,7 @@ class Format(StrEnum):
     TFLITE = "tflite"
     ONNX = "onnx"
     OPENVINO = "openvino"
+    TORCH = "torch"
 
 
 FORMAT_NAMES = [f.value for f in Format]
@@ -162,10 +163,14 @@ def detect_format(path: str | os.PathLike) -> tuple[Format, list[Path]]:
     onnx_files = _onnx_files(p)
     if onnx_files:
         return Format.ONNX, onnx_files
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        from edgekit.formats.torch_archive import refuse_pickle
+
+        raise refuse_pickle(p, p.read_bytes())  # a legacy (non-zip) torch.save or a raw pickle
     raise ModelError(
         f"{p}: not a model edgekit recognizes (expected a TFLite flatbuffer, an ONNX protobuf, "
-        "an OpenVINO IR .xml with its .bin, a SavedModel folder, or a .keras/.h5 file); "
-        "the file may be corrupt or truncated"
+        "an OpenVINO IR .xml with its .bin, a SavedModel folder, a .keras/.h5 file, or a "
+        "PyTorch .pt2 or TorchScript archive); the file may be corrupt or truncated"
     )
 
 
@@ -190,7 +195,17 @@ def _detect_zip(p: Path) -> tuple[Format, list[Path]]:
         ) from None
     if "config.json" in names or "metadata.json" in names:
         return Format.KERAS, [p]
-    raise ModelError(f"{p}: a zip archive without config.json, so not a .keras model")
+    from edgekit.formats.torch_archive import PICKLE, refuse_zip_pickle, sniff_zip
+
+    kind = sniff_zip(sorted(names))
+    if kind == PICKLE:
+        raise refuse_zip_pickle(p, sorted(names))
+    if kind is not None:
+        return Format.TORCH, [p]
+    raise ModelError(
+        f"{p}: a zip archive that is neither a .keras model (no config.json) nor a PyTorch "
+        ".pt2 or TorchScript archive"
+    )
 
 
 def _detect_xml(p: Path) -> tuple[Format, list[Path]]:
@@ -234,8 +249,22 @@ def _onnx_files(p: Path) -> list[Path]:
     return [p, *(f for f in external_files(proto, p) if f.is_file())]
 
 
-def load(path: str | os.PathLike, *, trust_model: bool = False) -> Model:
-    """Open the model at `path`, detecting its format from its content."""
+def load(
+    path: str | os.PathLike,
+    *,
+    trust_model: bool = False,
+    example_input: str | list[str] | tuple[str, ...] | None = None,
+) -> Model:
+    """Open the model at `path`, detecting its format from its content.
+
+    `path` may also be a PyTorch factory, `file.py:make_model` or `package.module:make_model`,
+    run (only with `trust_model`) on `example_input` (SHAPE[:DTYPE] strings or an .npz) and
+    exported to a temporary `.pt2`.
+    """
+    from edgekit.formats.torch_factory import export_factory, is_factory
+
+    if is_factory(str(path)):
+        path = export_factory(str(path), example_input, trust_model)
     p = Path(path)
     fmt, files = detect_format(p)
     return Model(path=p, format=fmt, files=files, trust_model=trust_model)

@@ -30,6 +30,7 @@ def inspect_command(
     if as_json:
         echo_json(info)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -44,7 +45,7 @@ def inspect_command(
             table.add_row(
                 kind[:-1],
                 t["name"],
-                shape_str(t["shape"]),
+                escape(shape_str(t["shape"])),  # a symbolic dim like [s77, ...] is no markup
                 t["dtype"],
                 quant_str(t["quantization"]),
             )

@@ -20,6 +20,7 @@ _READERS = {
     "openvino": "edgekit.formats.openvino",
     "keras": "edgekit.formats.keras",
     "savedmodel": "edgekit.formats.savedmodel",
+    "torch": "edgekit.formats.torch",
 }
 
 

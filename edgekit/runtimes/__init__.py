@@ -25,6 +25,7 @@ RUNTIMES: dict[str, str] = {
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
     "keras": "edgekit.runtimes.keras:Keras",
     "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
+    "torch": "edgekit.runtimes.torch:Torch",
 }
 
 # The runtime a format runs on when the user names none.
@@ -33,12 +34,14 @@ DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",
     "openvino": "openvino",
     "savedmodel": "openvino",
+    "torch": "torch",
 }
 
 # The runtime a format's own framework runs it on: what its conversions are checked against.
 REFERENCE_RUNTIME = {
     "keras": "keras",
     "savedmodel": "tensorflow",
+    "torch": "torch",
 }
 
 

@@ -1,0 +1,92 @@
+"""What a PyTorch archive is, told from its zip members and pickle opcodes alone.
+
+Model detection asks this module, so it imports neither torch nor the model
+module; nothing in a file is unpickled or run here.
+"""
+
+from __future__ import annotations
+
+import pickletools
+import zipfile
+from pathlib import Path
+
+from edgekit.errors import MissingDependencyError, ModelError, UnsupportedModelError
+
+# Archive kinds `sniff_zip` tells apart.
+PT2, TORCHSCRIPT, PICKLE = "pt2", "torchscript", "pickle"
+
+# Modules a bare state dict's pickle names (tensor rebuilds, storages, ordered dicts).
+_STATE_DICT_MODULES = frozenset({"collections", "torch", "torch._utils", "torch._tensor"})
+
+
+def _prefix(names: list[str], marker: str) -> str | None:
+    """The archive's top folder when one of its members is `<folder>/<marker>`."""
+    for n in names:
+        head, sep, rest = n.partition("/")
+        if sep and rest == marker:
+            return head
+    return None
+
+
+def sniff_zip(names: list[str]) -> str | None:
+    """Which PyTorch archive the zip member `names` make up (PT2, TORCHSCRIPT, PICKLE) or None."""
+    if _prefix(names, "archive_format") is not None and any("/models/" in n for n in names):
+        return PT2
+    if _prefix(names, "data.pkl") is not None:
+        has_code = any(n.split("/", 2)[1:2] == ["code"] for n in names)
+        return TORCHSCRIPT if has_code and _prefix(names, "constants.pkl") else PICKLE
+    return None
+
+
+def _pickle_globals(data: bytes) -> set[str]:
+    """The `module.name` globals a pickle refers to, read from its opcodes (nothing runs)."""
+    found: set[str] = set()
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(str(arg))
+            elif op.name == "GLOBAL":
+                found.add(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.add(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # a damaged pickle: what was read so far decides
+        found.add("<unreadable>")
+    return found
+
+
+def refuse_pickle(path: Path, data: bytes) -> ModelError:
+    """The refusal for a `torch.save` pickle: a whole module, or a state dict alone."""
+    names = _pickle_globals(data)
+    code = sorted(
+        (n for n in names if n.rsplit(".", 1)[0] not in _STATE_DICT_MODULES),
+        # name the user's own class (or os.system) before torch's and the builtins
+        key=lambda n: (n.split(".")[0] in ("torch", "builtins", "__builtin__"), n),
+    )
+    if code:
+        return UnsupportedModelError(
+            f"{path}: a pickled PyTorch object (torch.save of a module, naming {code[0]}), which "
+            "edgekit never loads because unpickling it runs arbitrary code; export it instead with "
+            "torch.export.save(torch.export.export(model, example_args), 'model.pt2')"
+        )
+    return UnsupportedModelError(
+        f"{path}: a PyTorch state dict (weights without the model's code); pass the Python "
+        "factory that builds the model instead, e.g. `net.py:make_model --example-input "
+        "1x3x32x32 --trust-model`, or export a .pt2 with torch.export.save"
+    )
+
+
+def refuse_zip_pickle(path: Path, names: list[str]) -> ModelError:
+    """`refuse_pickle` for a zip-format `torch.save` file."""
+    folder = _prefix(names, "data.pkl")
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read(f"{folder}/data.pkl")
+    return refuse_pickle(path, data)
+
+
+def require_torch() -> None:
+    """Raise a MissingDependencyError naming the extra when torch is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError("PyTorch models need torch; run: pip install 'edgekit[torch]'")
