@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgekit.cli._common import console
+from edgekit.cli._common import console, factory_options, resolve_model
 
 
 def _summary(report: Any) -> None:
@@ -103,6 +103,7 @@ class _Bar:
 
 @click.command("bench")
 @click.argument("model", type=click.Path())
+@factory_options(trust=True)
 @click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).")
 @click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
 @click.option("--provider", help="ONNX Runtime execution provider (cpu, cuda, tensorrt, ...).")
@@ -157,6 +158,8 @@ def bench_command(
     out: str | None,
     as_json: bool,
     quiet: bool,
+    example_input: tuple[str, ...],
+    trust_model: bool,
 ) -> None:
     """Measure a model's latency (or throughput) with a stated, repeatable protocol.
 
@@ -166,6 +169,7 @@ def bench_command(
 
     Example: edgekit bench light_resnet50.onnx --runtime openvino --threads 1 --out r.json
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.bench.harness import benchmark
     from edgekit.inputs import parse_shapes
 

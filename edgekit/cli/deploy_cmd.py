@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._common import factory_options, resolve_model
+
 
 @click.command("deploy")
 @click.argument("model", type=click.Path())
+@factory_options()
 @click.option("--profile", "profile", required=True,
               help="Target profile: a shipped name, a .toml file, or 'auto' (fastest here).")  # fmt: skip
 @click.option("--out", "out", required=True, type=click.Path(), help="Bundle folder to write.")
@@ -32,6 +35,7 @@ def deploy_command(
     no_measure: bool,
     as_json: bool,
     trust_model: bool,
+    example_input: tuple[str, ...],
 ) -> None:
     """Convert MODEL for a hardware profile and write a verified, checksummed bundle.
 
@@ -41,6 +45,7 @@ def deploy_command(
 
     Example: edgekit deploy model.keras --profile x86-avx2 --out bundle/ --archive
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.deploy import deploy
     from edgekit.inputs import parse_shapes
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
+from edgekit.cli._common import DATA_SOURCES_HELP, echo_json, factory_options, resolve_model
 
 
 @click.command("eval")
-@click.argument("model", type=click.Path(exists=True))
+@click.argument("model", type=click.Path())
+@factory_options(trust=True)
 @click.option(
     "--dataset",
     required=True,
@@ -60,6 +61,8 @@ def eval_command(
     device: str | None,
     threads: int | None,
     as_json: bool,
+    example_input: tuple[str, ...],
+    trust_model: bool,
 ) -> None:
     """Score MODEL (keras, tflite, onnx, openvino, savedmodel) on a dataset.
 
@@ -68,6 +71,7 @@ def eval_command(
 
     Example: edgekit eval runs/cnn/model.tflite --dataset digits --reference runs/cnn/model.keras
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.evaluate import evaluate
 
     r = evaluate(

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import console, echo_json, quant_str, shape_str
+from edgekit.cli._common import (
+    console,
+    echo_json,
+    factory_options,
+    quant_str,
+    resolve_model,
+    shape_str,
+)
 
 
 @click.command("inspect")
 @click.argument("model", type=click.Path())
+@factory_options()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--runtime",
@@ -18,12 +26,17 @@ from edgekit.cli._common import console, echo_json, quant_str, shape_str
 )
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
 def inspect_command(
-    model: str, as_json: bool, runtimes: tuple[str, ...], trust_model: bool
+    model: str,
+    as_json: bool,
+    runtimes: tuple[str, ...],
+    trust_model: bool,
+    example_input: tuple[str, ...],
 ) -> None:
     """Show a model's format, signature, ops, and which runtimes really run it.
 
     Example: edgekit inspect person_detect.tflite --json
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.inspect import inspect_model
 
     info = inspect_model(model, runtimes=list(runtimes) or None, trust_model=trust_model)

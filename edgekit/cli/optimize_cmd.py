@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import echo_json
+from edgekit.cli._common import echo_json, factory_options, resolve_model
 from edgekit.optimize import QUANTIZE_CHOICES
 
 
 @click.command("optimize")
 @click.argument("model", type=click.Path())
+@factory_options(trust=True)
 @click.option("--profile", "-p", required=True, help="Target profile name or .toml path.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @click.option("--prune", type=float, default=None, help="Target sparsity, e.g. 0.5.")
@@ -51,6 +52,8 @@ def optimize_command(
     threads: int | None,
     epochs: int | None,
     as_json: bool,
+    example_input: tuple[str, ...],
+    trust_model: bool,
 ) -> None:
     """Make MODEL smaller and faster for a profile and prove what it cost.
 
@@ -59,6 +62,7 @@ def optimize_command(
     Example: edgekit optimize runs/cnn/model.keras --profile x86-avx512 --out opt/ --prune 0.5
     --structured --calib-data digits
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.optimize import optimize
 
     if structured and prune is None:

@@ -167,6 +167,7 @@ def convert(
     precision: str = "fp32",
     count: int = 4,
     trust_model: bool = False,
+    channels_last: bool = False,
 ) -> ConversionResult:
     """Convert `model` to format `to`, written at `out` (suffix added when missing).
 
@@ -176,7 +177,8 @@ def convert(
     next one is tried. `input_shapes` fixes dynamic input dimensions
     (``{"input": (1, 224, 224, 3)}``); `opset` is the ONNX opset for ONNX results.
     `precision` is "fp32" or "fp16" (weights stored in float16 where the target
-    format supports it). Raises UnsupportedModelError naming every path's reason
+    format supports it). `channels_last` makes a PyTorch model's 4-D inputs and outputs
+    NHWC in a TFLite result (litert-torch). Raises UnsupportedModelError naming every path's reason
     when none converts, VerificationError when some converted but none matched.
     """
     from edgekit.convert._common import quiet_tensorflow
@@ -201,7 +203,7 @@ def convert(
     dest = output_path(out, to)
     if dest.resolve() in {p.resolve() for p in src.files} or dest.resolve() == src.path.resolve():
         raise InputError(f"{dest}: is the source model; choose another --out")
-    opts = EdgeOptions(dict(input_shapes or {}), opset, precision)
+    opts = EdgeOptions(dict(input_shapes or {}), opset, precision, channels_last)
 
     attempts: list[Attempt] = []
     notes: list[str] = []

@@ -39,19 +39,28 @@ def sniff_zip(names: list[str]) -> str | None:
 
 
 def _pickle_globals(data: bytes) -> set[str]:
-    """The `module.name` globals a pickle refers to, read from its opcodes (nothing runs)."""
+    """The `module.name` globals the pickles in `data` refer to, read from their opcodes (nothing
+    runs). A legacy torch.save file is several pickles in a row, then raw tensor bytes."""
+    import io
+
     found: set[str] = set()
-    strings: list[str] = []
-    try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(str(arg))
-            elif op.name == "GLOBAL":
-                found.add(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.add(f"{strings[-2]}.{strings[-1]}")
-    except Exception:  # a damaged pickle: what was read so far decides
-        found.add("<unreadable>")
+    stream = io.BytesIO(data)
+    first = True
+    while stream.tell() < len(data):
+        strings: list[str] = []
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                    strings.append(str(arg))
+                elif op.name == "GLOBAL":
+                    found.add(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.add(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # damaged, or the raw tensor bytes after a legacy file's pickles
+            if first:
+                found.add("<unreadable>")
+            break
+        first = False
     return found
 
 
