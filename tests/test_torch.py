@@ -209,7 +209,9 @@ def test_not_a_pytorch_archive(tmp_path: Path) -> None:
     other = tmp_path / "other.pt2"
     with zipfile.ZipFile(other, "w") as zf:
         zf.writestr("a/readme.txt", "hello")
-    assert_user_error(run_cli("inspect", str(other)), "nor a PyTorch .pt2 or TorchScript archive")
+    assert_user_error(
+        run_cli("inspect", str(other)), "neither a PyTorch .pt2 or TorchScript archive"
+    )
 
 
 # --- edges, each verified against PyTorch -------------------------------------------

@@ -12,6 +12,7 @@ from edgekit.cli._common import (
     resolve_model,
     shape_str,
 )
+from edgekit.cli._complete import complete_runtime
 
 
 @click.command("inspect")
@@ -23,6 +24,7 @@ from edgekit.cli._common import (
     "runtimes",
     multiple=True,
     help="Check only these runtimes (default: litert, onnxruntime, openvino).",
+    shell_complete=complete_runtime,
 )
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
 def inspect_command(

@@ -14,9 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from edgekit.convert._common import captured_logs, onnx_to_fp16, reason, require
+from edgekit.convert._common import captured_logs, onnx_to_fp16, reason
 from edgekit.convert.graph import EdgeOptions
 from edgekit.errors import EdgekitError, UnsupportedModelError
+from edgekit.extras import require as require_extra
 from edgekit.model import Model
 
 # The TorchScript exporter's default; the dynamo exporter picks its own (18 or later).
@@ -39,7 +40,7 @@ def _export(src: Model, tool: str, call: Any) -> None:
 
 def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
     """The dynamo exporter on the model's ExportedProgram."""
-    require("onnxscript", "onnxscript")
+    require_extra("onnxscript")  # names edgekit[torch] when absent
     import torch
 
     from edgekit.formats.torch import TORCHSCRIPT, check_shapes, example_args, exported, load_torch

@@ -14,9 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from edgekit.convert._common import captured_logs, quiet_tensorflow, reason, require
+from edgekit.convert._common import captured_logs, quiet_tensorflow, reason
 from edgekit.convert.graph import EdgeOptions
 from edgekit.errors import EdgekitError, UnsupportedModelError
+from edgekit.extras import require as require_extra
 from edgekit.model import Model
 
 
@@ -34,7 +35,7 @@ def static_shapes(
 
 
 def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
-    require("litert_torch", "litert-torch")
+    require_extra("litert_torch")  # names edgekit[torch] when absent
     quiet_tensorflow()
     from edgekit.formats.torch import check_shapes, example_args, exported, program_module
 

@@ -11,7 +11,7 @@ What a PyTorch file may hold, and what edgekit does with it:
   classes, compiled from the archive's TorchScript code; a Python class named in
   its pickle is refused by TorchScript's own unpickler, never imported.
 - `torch.save` of a whole module, or of a bare state dict: refused at detection
-  (`refuse_pickle`), with no unpickling at all: the pickle's opcodes are read,
+  (`torch_archive.refusal`), with no unpickling at all: the pickle's opcodes are read,
   not run.
 
 The Python factory route (`file.py:make_model`) lives in `edgekit.formats.torch_factory`.
@@ -27,12 +27,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import InputError, ModelError, UnsupportedModelError
-from edgekit.formats import ModelInfo
-from edgekit.formats.torch_archive import PT2, TORCHSCRIPT, require_torch, sniff_zip
-from edgekit.model import Model, Signature, TensorSpec
+from edgekit.formats.base import FormatReader, ModelInfo, read_head
+from edgekit.formats.torch_archive import PT2, TORCHSCRIPT, refusal, require_torch, sniff_zip
+from edgekit.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
+
+    from edgekit.model import Model
 
 
 # --- .pt2 safety ------------------------------------------------------------------
@@ -177,7 +180,29 @@ def _script_signature(sm: Any) -> Signature:
     return Signature(inputs, outputs)
 
 
-def read(model: Model) -> ModelInfo:
+class TorchReader(FormatReader):
+    """A PyTorch model: a `.pt2` (torch.export.save) or TorchScript (torch.jit.save) zip."""
+
+    name = "torch"
+    suffixes = (".pt2", ".pt", ".ts")
+
+    def sniff(self, path: Path) -> bool:
+        if not read_head(path, 4).startswith(b"PK\x03\x04"):
+            return False
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return sniff_zip(zf.namelist()) in (PT2, TORCHSCRIPT)
+        except (zipfile.BadZipFile, OSError):
+            return False
+
+    def refusal(self, path: Path) -> str | None:
+        return refusal(path) if path.is_file() else None
+
+    def read(self, model: Model) -> ModelInfo:
+        return _describe(model)
+
+
+def _describe(model: Model) -> ModelInfo:
     loaded = load_torch(model)
     if loaded.kind == PT2:
         ep = loaded.obj

@@ -1,7 +1,7 @@
 """What a PyTorch archive is, told from its zip members and pickle opcodes alone.
 
-Model detection asks this module, so it imports neither torch nor the model
-module; nothing in a file is unpickled or run here.
+Model detection asks this module (through `edgekit.formats.torch.TorchReader`), so
+it imports no framework; nothing in a file is unpickled or run here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pickletools
 import zipfile
 from pathlib import Path
 
-from edgekit.errors import MissingDependencyError, ModelError, UnsupportedModelError
+from edgekit.errors import MissingDependencyError
 
 # Archive kinds `sniff_zip` tells apart.
 PT2, TORCHSCRIPT, PICKLE = "pt2", "torchscript", "pickle"
@@ -64,8 +64,8 @@ def _pickle_globals(data: bytes) -> set[str]:
     return found
 
 
-def refuse_pickle(path: Path, data: bytes) -> ModelError:
-    """The refusal for a `torch.save` pickle: a whole module, or a state dict alone."""
+def pickle_refusal(data: bytes) -> str:
+    """Why a `torch.save` pickle is refused: a whole module, or a state dict alone."""
     names = _pickle_globals(data)
     code = sorted(
         (n for n in names if n.rsplit(".", 1)[0] not in _STATE_DICT_MODULES),
@@ -73,24 +73,38 @@ def refuse_pickle(path: Path, data: bytes) -> ModelError:
         key=lambda n: (n.split(".")[0] in ("torch", "builtins", "__builtin__"), n),
     )
     if code:
-        return UnsupportedModelError(
-            f"{path}: a pickled PyTorch object (torch.save of a module, naming {code[0]}), which "
+        return (
+            f"a pickled PyTorch object (torch.save of a module, naming {code[0]}), which "
             "edgekit never loads because unpickling it runs arbitrary code; export it instead with "
             "torch.export.save(torch.export.export(model, example_args), 'model.pt2')"
         )
-    return UnsupportedModelError(
-        f"{path}: a PyTorch state dict (weights without the model's code); pass the Python "
+    return (
+        "a PyTorch state dict (weights without the model's code); pass the Python "
         "factory that builds the model instead, e.g. `net.py:make_model --example-input "
         "1x3x32x32 --trust-model`, or export a .pt2 with torch.export.save"
     )
 
 
-def refuse_zip_pickle(path: Path, names: list[str]) -> ModelError:
-    """`refuse_pickle` for a zip-format `torch.save` file."""
-    folder = _prefix(names, "data.pkl")
-    with zipfile.ZipFile(path) as zf:
-        data = zf.read(f"{folder}/data.pkl")
-    return refuse_pickle(path, data)
+def refusal(path: Path) -> str | None:
+    """Why the file at `path` is a PyTorch file edgekit refuses, or an unknown zip archive, or
+    None (not a zip, or a damaged one: the Keras reader names that)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return pickle_refusal(path.read_bytes())  # a legacy (non-zip) torch.save or a raw pickle
+    if not head.startswith(b"PK\x03\x04"):
+        return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if sniff_zip(names) == PICKLE:
+                return pickle_refusal(zf.read(f"{_prefix(names, 'data.pkl')}/data.pkl"))
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return None
+    return (
+        "a zip archive that is neither a PyTorch .pt2 or TorchScript archive nor a .keras "
+        "model (no config.json)"
+    )
 
 
 def require_torch() -> None:
