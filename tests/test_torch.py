@@ -225,7 +225,7 @@ def test_every_edge_verified(models: dict, tmp_path: Path, name: str, to: str) -
     res = convert(models[name], to, tmp_path / "out")
     assert res.path == ["torch", to]
     assert res.parity is not None and res.parity.passed
-    assert res.parity.max_abs_err < 1e-4
+    assert res.parity.max_abs_error < 1e-4
     if name == "cnn" and to in ("onnx", "openvino"):  # the dynamic batch survives
         assert not isinstance(res.model.signature.inputs[0].shape[0], int)
         assert list(res.model.signature.inputs[0].shape[1:]) == [3, 8, 8]
