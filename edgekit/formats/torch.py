@@ -4,8 +4,8 @@ What a PyTorch file may hold, and what edgekit does with it:
 
 - a `.pt2` (`torch.export.save`): the recommended way in. `torch.export.load` can
   unpickle Python objects from such an archive (weights or constants stored with
-  `use_pickle`, custom and opaque objects, sample inputs it retries with
-  `weights_only=False`), so an untrusted archive is checked first
+  `use_pickle`, custom and opaque objects, sample inputs it retries
+  without the weights-only guard), so an untrusted archive is checked first
   (`check_pt2`): every pickle it carries must load with `weights_only=True`.
 - TorchScript (`torch.jit.save`): `torch.jit.load` rebuilds only TorchScript
   classes, compiled from the archive's TorchScript code; a Python class named in
@@ -91,7 +91,7 @@ class Loaded:
 def program_module(ep: Any) -> Any:
     """`ep.module()` in eval mode.
 
-    `module()` forbids train()/eval() on the instance, which exporters (the TorchScript
+    `module()` forbids switching the instance to train or eval mode, which exporters (the TorchScript
     one, litert-torch) call or check; the graph's ops are fixed by export either way.
     """
     module = ep.module()
