@@ -11,6 +11,8 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and exactly: 2.13.0 is the CPU build here, other releases are CUDA builds
+	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[all,test]'
 	touch $(STAMP)
 

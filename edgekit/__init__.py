@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "load"]
 
 
-def load(path: str, *, trust_model: bool = False) -> Model:
-    """Open a model file or folder and detect its format from its content."""
+def load(
+    path: str, *, trust_model: bool = False, example_input: str | list[str] | None = None
+) -> Model:
+    """Open a model file or folder and detect its format from its content.
+
+    A PyTorch factory (`file.py:make_model`) runs with `trust_model` on `example_input`.
+    """
     from edgekit.model import load as _load
 
-    return _load(path, trust_model=trust_model)
+    return _load(path, trust_model=trust_model, example_input=example_input)

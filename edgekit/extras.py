@@ -1,7 +1,7 @@
 """Frameworks are optional extras: importing one that is missing is a user error naming the fix.
 
 `pip install edgekit` installs the light core; each framework comes with an extra
-(`edgekit[onnx]`, `[openvino]`, `[litert]`, `[train]`, `[all]`). Code that needs a
+(`edgekit[onnx]`, `[openvino]`, `[litert]`, `[train]`, `[torch]`, `[all]`). Code that needs a
 framework imports it through `require`, inside the function that needs it.
 """
 
@@ -26,6 +26,9 @@ EXTRAS: dict[str, str] = {
     "tf2onnx": "train",
     "onnxconverter_common": "train",
     "sklearn": "train",
+    "torch": "torch",
+    "onnxscript": "torch",
+    "litert_torch": "torch",
 }
 
 

@@ -87,8 +87,22 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def load(path: str | os.PathLike, *, trust_model: bool = False) -> Model:
-    """Open the model at `path`, detecting its format from its content."""
+def load(
+    path: str | os.PathLike,
+    *,
+    trust_model: bool = False,
+    example_input: str | list[str] | tuple[str, ...] | None = None,
+) -> Model:
+    """Open the model at `path`, detecting its format from its content.
+
+    `path` may also be a PyTorch factory, `file.py:make_model` or `package.module:make_model`,
+    run (only with `trust_model`) on `example_input` (SHAPE[:DTYPE] strings or an .npz) and
+    exported to a temporary `.pt2`.
+    """
+    from edgekit.formats.torch_factory import export_factory, is_factory
+
+    if is_factory(str(path)):
+        path = export_factory(str(path), example_input, trust_model)
     p = Path(path)
     fmt, files = detect_format(p)
     return Model(path=p, format=fmt, files=files, trust_model=trust_model)

@@ -33,6 +33,7 @@ class Format(StrEnum):
     TFLITE = "tflite"
     ONNX = "onnx"
     OPENVINO = "openvino"
+    TORCH = "torch"  # .pt2 ExportedPrograms and TorchScript archives
 
 
 FORMAT_NAMES = [f.value for f in Format]
@@ -102,4 +103,5 @@ RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnx",),
     "openvino": ("openvino", "onnx", "tflite", "savedmodel"),
     "tflite-micro": ("tflite",),
+    "torch": ("torch",),
 }

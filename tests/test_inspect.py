@@ -10,12 +10,37 @@ from tests.conftest import run_cli
 
 # What really happens today, per model and runtime (True: loads and runs once).
 EXPECTED = {
-    "hello_world_float.tflite": {"litert": True, "onnxruntime": False, "openvino": True},
-    "micro_speech_quantized.tflite": {"litert": True, "onnxruntime": False, "openvino": True},
-    "person_detect.tflite": {"litert": False, "onnxruntime": False, "openvino": False},
-    "trained_lstm.tflite": {"litert": True, "onnxruntime": False, "openvino": False},
-    "light_squeezenet.onnx": {"litert": False, "onnxruntime": True, "openvino": True},
-    "light_resnet50.onnx": {"litert": False, "onnxruntime": True, "openvino": True},
+    "hello_world_float.tflite": {
+        "litert": True,
+        "onnxruntime": False,
+        "openvino": True,
+        "torch": False,
+    },
+    "micro_speech_quantized.tflite": {
+        "litert": True,
+        "onnxruntime": False,
+        "openvino": True,
+        "torch": False,
+    },
+    "person_detect.tflite": {
+        "litert": False,
+        "onnxruntime": False,
+        "openvino": False,
+        "torch": False,
+    },
+    "trained_lstm.tflite": {
+        "litert": True,
+        "onnxruntime": False,
+        "openvino": False,
+        "torch": False,
+    },
+    "light_squeezenet.onnx": {
+        "litert": False,
+        "onnxruntime": True,
+        "openvino": True,
+        "torch": False,
+    },
+    "light_resnet50.onnx": {"litert": False, "onnxruntime": True, "openvino": True, "torch": False},
 }
 
 

@@ -41,3 +41,34 @@ def quant_str(q: dict | None) -> str:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+# --- PyTorch model factories (`file.py:make_model`), for every command that loads a model ---
+
+EXAMPLE_INPUT_HELP = (
+    "Example input for a PyTorch factory MODEL (file.py:make_model): SHAPE[:DTYPE], e.g. "
+    "1x3x32x32:float32 (repeat per input), or an .npz of arrays."
+)
+
+
+def factory_options(trust: bool = False) -> Any:
+    """`--example-input` (and, with `trust`, `--trust-model` for commands that lack it)."""
+
+    def decorate(f: Any) -> Any:
+        f = click.option("--example-input", "example_input", multiple=True,
+                         metavar="SHAPE[:DTYPE]|NPZ", help=EXAMPLE_INPUT_HELP)(f)  # fmt: skip
+        if trust:
+            f = click.option("--trust-model", is_flag=True,
+                             help="Allow a PyTorch factory MODEL (your Python code) to run.")(f)  # fmt: skip
+        return f
+
+    return decorate
+
+
+def resolve_model(model: str, trust_model: bool, example_input: tuple[str, ...]) -> str:
+    """The model to open: a PyTorch factory exported to a temporary .pt2, else `model` itself."""
+    from edgekit.formats.torch_factory import export_factory, is_factory
+
+    if not is_factory(model):
+        return model
+    return str(export_factory(model, example_input, trust_model))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgekit.cli._common import console
+from edgekit.cli._common import console, factory_options, resolve_model
 from edgekit.cli._complete import complete_runtime
 from edgekit.cli._types import (
     BATCH,
@@ -129,6 +129,7 @@ def _warmup_runs(warmup: str | None) -> int:
 
 @click.command("bench")
 @click.argument("model", type=click.Path())
+@factory_options(trust=True)
 @click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).",
               shell_complete=complete_runtime)  # fmt: skip
 @click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
@@ -214,6 +215,8 @@ def bench_command(
     devices_file: str | None = None,
     accept_new_host_key: bool = False,
     inference_precision: str | None = None,
+    example_input: tuple[str, ...] = (),
+    trust_model: bool = False,
 ) -> None:
     """Measure a model's latency (or throughput) with a stated, repeatable protocol.
 
@@ -226,6 +229,7 @@ def bench_command(
 
     Example: edgekit bench light_resnet50.onnx --runtime openvino --threads 1 --out r.json
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.bench.harness import benchmark
     from edgekit.inputs import parse_shapes
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._common import factory_options, resolve_model
 from edgekit.cli._types import POSITIVE
 from edgekit.convert.graph import TARGETS
 from edgekit.convert.onnx_opset import DEFAULT_OPSET, OPSETS
@@ -18,11 +19,14 @@ opset_option = click.option(
 
 @click.command("convert")
 @click.argument("model", type=click.Path())
+@factory_options()
 @click.option("--to", "to", required=True, type=click.Choice(TARGETS), help="Target format.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Output file (or folder).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Fix a dynamic input's shape, e.g. input=1,224,224,3 (repeatable).")  # fmt: skip
 @opset_option
+@click.option("--channels-last", is_flag=True,
+              help="PyTorch to TFLite: take and give 4-D tensors as NHWC on the device.")  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the source.")
 @click.option("--tolerance", type=POSITIVE, default=None,
               help="Largest accepted absolute output error (default depends on precision).")  # fmt: skip
@@ -34,10 +38,12 @@ def convert_command(
     out: str,
     input_shapes: tuple[str, ...],
     opset: int | None,
+    channels_last: bool,
     no_verify: bool,
     tolerance: float | None,
     as_json: bool,
     trust_model: bool,
+    example_input: tuple[str, ...],
 ) -> None:
     """Convert MODEL to another format, trying the direct path first and then the others.
 
@@ -46,11 +52,13 @@ def convert_command(
 
     Example: edgekit convert model.keras --to tflite --out model.tflite
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.convert import convert
     from edgekit.inputs import parse_shapes
 
     res = convert(model, to, out, input_shapes=parse_shapes(input_shapes), opset=opset,
-                  verify=not no_verify, tolerance=tolerance, trust_model=trust_model)  # fmt: skip
+                  verify=not no_verify, tolerance=tolerance, trust_model=trust_model,
+                  channels_last=channels_last)  # fmt: skip
     if as_json:
         from edgekit.cli._common import echo_json
 

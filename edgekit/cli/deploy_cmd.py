@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._common import factory_options, resolve_model
 from edgekit.cli._complete import complete_profile
 from edgekit.cli._types import POSITIVE
 from edgekit.emulate import TARGETS as EMULATED
@@ -11,6 +12,7 @@ from edgekit.emulate import TARGETS as EMULATED
 
 @click.command("deploy")
 @click.argument("model", type=click.Path())
+@factory_options()
 @click.option("--profile", "profile", required=True,
               help="Target profile: a shipped name, a .toml file, or 'auto' (fastest here).",
               shell_complete=complete_profile)  # fmt: skip
@@ -41,6 +43,7 @@ def deploy_command(
     verify_on: str | None,
     as_json: bool,
     trust_model: bool,
+    example_input: tuple[str, ...],
 ) -> None:
     """Convert MODEL for a hardware profile and write a verified, checksummed bundle.
 
@@ -52,6 +55,7 @@ def deploy_command(
 
     Example: edgekit deploy model.keras --profile rpi4 --out pi/ --verify-on emulated-aarch64
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.deploy import deploy
     from edgekit.inputs import parse_shapes
 

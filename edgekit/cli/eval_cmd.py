@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
+from edgekit.cli._common import DATA_SOURCES_HELP, echo_json, factory_options, resolve_model
 from edgekit.cli._complete import complete_runtime
 from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
 
 
 @click.command("eval")
-@click.argument("model", type=click.Path(exists=True))
+@click.argument("model", type=click.Path())
+@factory_options(trust=True)
 @click.option(
     "--dataset",
     required=True,
@@ -70,6 +71,8 @@ def eval_command(
     threads: int | None,
     as_json: bool,
     html_path: str | None,
+    example_input: tuple[str, ...],
+    trust_model: bool,
 ) -> None:
     """Score MODEL (keras, tflite, onnx, openvino, savedmodel) on a dataset.
 
@@ -78,6 +81,7 @@ def eval_command(
 
     Example: edgekit eval runs/cnn/model.tflite --dataset digits --reference runs/cnn/model.keras
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.evaluate import evaluate
 
     r = evaluate(

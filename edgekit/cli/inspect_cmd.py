@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import console, echo_json, quant_str, shape_str
+from edgekit.cli._common import (
+    console,
+    echo_json,
+    factory_options,
+    quant_str,
+    resolve_model,
+    shape_str,
+)
 from edgekit.cli._complete import complete_runtime
 
 
 @click.command("inspect")
 @click.argument("model", type=click.Path())
+@factory_options()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--runtime",
@@ -20,18 +28,24 @@ from edgekit.cli._complete import complete_runtime
 )
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
 def inspect_command(
-    model: str, as_json: bool, runtimes: tuple[str, ...], trust_model: bool
+    model: str,
+    as_json: bool,
+    runtimes: tuple[str, ...],
+    trust_model: bool,
+    example_input: tuple[str, ...],
 ) -> None:
     """Show a model's format, signature, ops, and which runtimes really run it.
 
     Example: edgekit inspect person_detect.tflite --json
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.inspect import inspect_model
 
     info = inspect_model(model, runtimes=list(runtimes) or None, trust_model=trust_model)
     if as_json:
         echo_json(info)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -46,7 +60,7 @@ def inspect_command(
             table.add_row(
                 kind[:-1],
                 t["name"],
-                shape_str(t["shape"]),
+                escape(shape_str(t["shape"])),  # a symbolic dim like [s77, ...] is no markup
                 t["dtype"],
                 quant_str(t["quantization"]),
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._common import echo_json
+from edgekit.cli._common import echo_json, factory_options, resolve_model
 from edgekit.cli._complete import complete_profile
 from edgekit.cli._types import (
     EPOCHS,
@@ -18,6 +18,7 @@ from edgekit.optimize import QUANTIZE_CHOICES
 
 @click.command("optimize")
 @click.argument("model", type=click.Path())
+@factory_options(trust=True)
 @click.option("--profile", "-p", required=True, help="Target profile name or .toml path.",
               shell_complete=complete_profile)  # fmt: skip
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
@@ -61,6 +62,8 @@ def optimize_command(
     threads: int | None,
     epochs: int | None,
     as_json: bool,
+    example_input: tuple[str, ...],
+    trust_model: bool,
 ) -> None:
     """Make MODEL smaller and faster for a profile and prove what it cost.
 
@@ -69,6 +72,7 @@ def optimize_command(
     Example: edgekit optimize runs/cnn/model.keras --profile x86-avx512 --out opt/ --prune 0.5
     --structured --calib-data digits
     """
+    model = resolve_model(model, trust_model, example_input)
     from edgekit.optimize import optimize
 
     if structured and prune is None:

@@ -170,6 +170,7 @@ def convert(
     count: int = 4,
     trust_model: bool = False,
     feeds: Sequence[Mapping[str, Any]] | None = None,
+    channels_last: bool = False,
 ) -> ConversionResult:
     """Convert `model` to format `to`, written at `out` (suffix added when missing).
 
@@ -181,7 +182,8 @@ def convert(
     `precision` is "fp32" or "fp16" (weights stored in float16 where the target
     format supports it). `feeds`, keyed by the source's input names, are the inputs
     verification runs on (the user's own samples); when None, `count` are generated
-    from the signature. Raises UnsupportedModelError naming every path's reason
+    from the signature. `channels_last` makes a PyTorch model's 4-D inputs and outputs
+    NHWC in a TFLite result (litert-torch). Raises UnsupportedModelError naming every path's reason
     when none converts, VerificationError when some converted but none matched.
     """
     from edgekit.convert._common import quiet_tensorflow
@@ -207,7 +209,7 @@ def convert(
     dest = output_path(out, to)
     if dest.resolve() in {p.resolve() for p in src.files} or dest.resolve() == src.path.resolve():
         raise InputError(f"{dest}: is the source model; choose another --out")
-    opts = EdgeOptions(dict(input_shapes or {}), opset, precision)
+    opts = EdgeOptions(dict(input_shapes or {}), opset, precision, channels_last)
 
     attempts: list[Attempt] = []
     notes: list[str] = []

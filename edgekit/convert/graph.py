@@ -29,6 +29,8 @@ class EdgeOptions:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     opset: int | None = None
     precision: str = "fp32"  # fp32 or fp16: the precision the result is stored in
+    # PyTorch image models: take and give 4-D tensors as NHWC on the device (litert-torch)
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class Edge:
     src: str
     dst: str
     tool: str
-    module: str  # edgekit.convert.<module>, with run(src: Model, out: Path, opts) -> Path
+    module: (
+        str  # edgekit.convert.<module>[:function], with run(src: Model, out: Path, opts) -> Path
+    )
     package: str  # the pip package the tool comes from, for a missing-dependency error
 
     @property
@@ -46,7 +50,8 @@ class Edge:
         return f"{self.src}->{self.dst} ({self.tool})"
 
     def runner(self) -> Callable[[Model, Path, EdgeOptions], Path]:
-        return importlib.import_module(f"edgekit.convert.{self.module}").run
+        module, _, function = self.module.partition(":")
+        return getattr(importlib.import_module(f"edgekit.convert.{module}"), function or "run")
 
 
 # Order matters: among paths of equal length, edges listed first are tried first.
@@ -62,6 +67,11 @@ EDGES: tuple[Edge, ...] = (
     Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
     Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
     Edge("onnx", "onnx", "onnx.version_converter", "onnx_opset", "onnx"),
+    Edge("torch", "onnx", "torch.onnx (dynamo)", "torch_onnx", "onnxscript"),
+    # the TorchScript exporter: the fallback when the dynamo export fails or does not verify
+    Edge("torch", "onnx", "torch.onnx (TorchScript)", "torch_onnx:run_torchscript", "torch"),
+    Edge("torch", "tflite", "litert-torch", "torch_tflite", "litert-torch"),
+    Edge("torch", "openvino", "OpenVINO PyTorch frontend", "torch_openvino", "openvino"),
 )
 
 

@@ -26,6 +26,7 @@ __all__ = ["READERS", "FormatReader", "ModelInfo", "detect_format", "reader_for"
 # checks (magic bytes, archive layout, XML root) first, ONNX's protobuf parse last.
 READERS: dict[str, str] = {
     "tflite": "edgekit.formats.tflite:TFLiteReader",
+    "torch": "edgekit.formats.torch:TorchReader",  # before keras: it names a refused pickle
     "keras": "edgekit.formats.keras:KerasReader",
     "savedmodel": "edgekit.formats.savedmodel:SavedModelReader",
     "openvino": "edgekit.formats.openvino:OpenVINOReader",
@@ -61,6 +62,6 @@ def detect_format(path: str | os.PathLike) -> tuple[Format, list[Path]]:
             raise ModelError(f"{p}: {reason}")
     raise ModelError(
         f"{p}: not a model edgekit recognizes (expected a TFLite flatbuffer, an ONNX protobuf, "
-        "an OpenVINO IR .xml with its .bin, a SavedModel folder, or a .keras/.h5 file); "
-        "the file may be corrupt or truncated"
+        "an OpenVINO IR .xml with its .bin, a SavedModel folder, a .keras/.h5 file, or a "
+        "PyTorch .pt2 or TorchScript archive); the file may be corrupt or truncated"
     )

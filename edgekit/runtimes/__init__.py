@@ -24,6 +24,7 @@ RUNTIMES: dict[str, str] = {
     "litert": "edgekit.runtimes.litert:LiteRT",
     "onnxruntime": "edgekit.runtimes.onnxruntime:OnnxRuntime",
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
+    "torch": "edgekit.runtimes.torch:Torch",
 }
 
 # Runtimes that check results and are never deployed on, listed as targets or benchmarked.
@@ -39,12 +40,14 @@ DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",
     "openvino": "openvino",
     "savedmodel": "openvino",
+    "torch": "torch",
 }
 
 # The runtime a format's own framework runs it on: what its conversions are checked against.
 REFERENCE_RUNTIME = {
     "keras": "keras",
     "savedmodel": "tensorflow",
+    "torch": "torch",
 }
 
 
