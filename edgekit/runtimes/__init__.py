@@ -23,6 +23,7 @@ RUNTIMES: dict[str, str] = {
     "litert": "edgekit.runtimes.litert:LiteRT",
     "onnxruntime": "edgekit.runtimes.onnxruntime:OnnxRuntime",
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
+    "tflite-micro": "edgekit.runtimes.tflite_micro:TFLiteMicro",
     "keras": "edgekit.runtimes.keras:Keras",
     "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
 }
