@@ -73,6 +73,28 @@ def _first_node(data: bytes, op: str) -> str:
     return "an operator"
 
 
+def _fits(data: bytes, arena: int) -> bool:
+    from tflite_micro import runtime as tflm
+
+    try:
+        _with_stderr(lambda: tflm.Interpreter.from_bytes(data, arena_size=arena))
+    except RuntimeError:
+        return False
+    return True
+
+
+def _smallest_arena(data: bytes, used: int, step: int = 16) -> int:
+    """The smallest multiple of `step` that TFLM plans `data` in, searched up from `used`."""
+    lo = -(-used // step) - 1  # in steps: lo does not fit (or is below the figure), hi does
+    hi = lo + 1
+    while not _fits(data, hi * step):
+        lo, hi = hi, hi + 2 * (hi - lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _fits(data, mid * step) else (mid, hi)
+    return hi * step
+
+
 def _refusal(model: Model, data: bytes, exc: BaseException) -> UnsupportedModelError:
     log = getattr(exc, "tflm_log", "")
     missing = _MISSING_OP.search(log) or _CUSTOM_OP.search(log)
@@ -88,18 +110,32 @@ def _refusal(model: Model, data: bytes, exc: BaseException) -> UnsupportedModelE
 
 
 class TFLiteMicroSession(Session):
-    """A model in TFLM's interpreter; `arena_bytes` is the arena its planner allocated."""
+    """A model in TFLM's interpreter.
+
+    `arena_used_bytes` is what TFLM's RecordingMicroAllocator reports allocated once the
+    model is planned; `arena_bytes` is the smallest arena (in 16-byte steps) with which TFLM
+    accepts the model, found by running its planner, which is what a firmware must reserve:
+    kernels' temporary allocations while preparing can need more than the final total.
+    """
 
     runtime = "tflite-micro"
     device = "CPU"
     threads = 1
     timed_region = "input copy + invoke on TFLM reference kernels (host time) + output copy"
 
-    def __init__(self, model: Model, interpreter: Any, arena_bytes: int) -> None:
+    def __init__(self, model: Model, interpreter: Any, arena_used_bytes: int) -> None:
         super().__init__(model, model.signature)
         self.interp = interpreter
-        self.arena_bytes = arena_bytes
+        self.arena_used_bytes = arena_used_bytes
+        self._arena: int | None = None
         self._names_out = [t.name for t in self.signature.outputs]
+
+    @property
+    def arena_bytes(self) -> int:
+        """The smallest tensor arena TFLM runs this model in (bytes, a multiple of 16)."""
+        if self._arena is None:
+            self._arena = _smallest_arena(self.model.path.read_bytes(), self.arena_used_bytes)
+        return self._arena
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._names_out, self.bind_checked(feeds)(), strict=True))
@@ -152,7 +188,7 @@ class TFLiteMicro(Runtime):
     @classmethod
     def import_framework(cls) -> None:
         cls.require()
-        import tflite_micro.runtime  # noqa: F401
+        from tflite_micro import runtime  # noqa: F401
 
     @classmethod
     def report_options(
