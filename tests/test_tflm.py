@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_user_error, run_cli
+
 from edgekit.deploy import check_limits, estimate_arena_bytes
 from edgekit.errors import LimitError, UnsupportedModelError
 from edgekit.model import load

@@ -76,4 +76,9 @@ def run_compiler(prof: Profile, stage: Path, entry: str, warnings: list[str]) ->
         info["log"] = proc.stdout[-20000:]
         info["figures"] = mod.figures(stage, entry, proc.stdout)
         mod.check(info["figures"], prof)
+        cpu = info["figures"].get("cpu_operators") or []
+        if cpu:
+            names = ", ".join(sorted({c["op"] for c in cpu}))
+            warnings.append(f"{argv[0]} left {info['figures'].get('cpu_ops', len(cpu))} ops on "
+                            f"the CPU ({names}); see manifest compiler.figures.cpu_operators")  # fmt: skip
     return info

@@ -1,0 +1,89 @@
+"""Ethos-U profiles through Vela, and the Edge TPU compiler's honest absence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import assert_user_error, run_cli
+
+from edgekit.compilers import find_tool
+from edgekit.compilers.vela import placement
+from edgekit.deploy import deploy
+from edgekit.errors import LimitError
+from edgekit.profiles import load_profile
+
+ETHOS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256")
+needs_vela = pytest.mark.skipif(
+    find_tool("vela") is None, reason="Vela is not installed (pip install ethos-u-vela)"
+)
+
+
+def _small_sram_profile(tmp_path: Path, sram: str) -> Path:
+    text = (Path(load_profile("ethos-u55-128").path or "").read_text()
+            .replace('name = "ethos-u55-128"', 'name = "tiny-u55"')
+            .replace('max_arena_bytes = "2 MiB"', f'max_arena_bytes = "{sram}"'))  # fmt: skip
+    path = tmp_path / "tiny-u55.toml"
+    path.write_text(text)
+    return path
+
+
+def test_placement_reads_cpu_ops_by_name() -> None:
+    out = ("CPU operators = 1 (33.3%)\n   CPU: Passthrough = dense/out (outputs [1, 1, 1, 16])\n"
+           "NPU operators = 2 (66.7%)\n   NPU: Conv2D = conv (outputs [1, 4, 4, 8])\n")  # fmt: skip
+    assert placement(out) == {"npu_ops": 2, "cpu_ops": 1,
+                              "cpu_operators": [{"op": "Passthrough", "tensor": "dense/out"}]}  # fmt: skip
+
+
+@needs_vela
+@pytest.mark.parametrize("name", ETHOS)
+def test_vela_figures_reach_the_manifest(name: str, int8_model: Path, tmp_path: Path) -> None:
+    b = deploy(int8_model, name, tmp_path / "b", measure=False)
+    comp = b.manifest["compiler"]
+    fig = comp["figures"]
+    assert comp["ran"] and "model_vela.tflite" in comp["outputs"]
+    assert (b.path / "model_vela.tflite").is_file() and "model_vela.tflite" in b.manifest["files"]
+    assert fig["kind"].startswith("compiler estimate")
+    assert fig["npu_ops"] > 0 and fig["cpu_ops"] == 0 and fig["cpu_operators"] == []
+    assert fig["sram_bytes"] > 0 and fig["storage_bytes"] > 0 and fig["macs"] > 0
+    assert fig["inference_ms"] > 0 and fig["cycles_total"] > 0
+    assert fig["accelerator"].lower().replace("_", "-") == name
+    assert "Compiled with vela" in (b.path / "README.md").read_text()
+
+
+@needs_vela
+def test_float_ops_are_left_on_the_cpu_and_named(shared_models: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from edgekit.compilers import run_compiler
+
+    shutil.copyfile(shared_models / "hello_world_float.tflite", tmp_path / "model.tflite")
+    info = run_compiler(load_profile("ethos-u55-128"), tmp_path, "model.tflite", [])
+    fig = info["figures"]
+    assert fig["npu_ops"] == 0 and fig["cpu_ops"] == 3
+    assert fig["cpu_operators"][-1]["tensor"] == "StatefulPartitionedCall:0"
+
+
+@needs_vela
+def test_over_the_sram_limit_is_refused(int8_model: Path, tmp_path: Path) -> None:
+    prof = _small_sram_profile(tmp_path, "64 B")
+    with pytest.raises(LimitError, match="in SRAM, over tiny-u55's max_arena_bytes of 64 B"):
+        deploy(int8_model, str(prof), tmp_path / "b", measure=False)
+    assert not (tmp_path / "b").exists()
+    result = run_cli("deploy", str(int8_model), "--profile", str(prof), "--out",
+                     str(tmp_path / "c"), "--no-measure")  # fmt: skip
+    assert_user_error(result, "max_arena_bytes of 64 B")
+
+
+def test_coral_bundle_says_the_model_is_ready_for_the_compiler(
+    int8_model: Path, tmp_path: Path
+) -> None:
+    if find_tool("edgetpu_compiler") is not None:
+        pytest.skip("edgetpu_compiler is installed here: the bundle is compiled")
+    b = deploy(int8_model, "coral-edgetpu", tmp_path / "b", measure=False, verify=False)
+    comp = json.loads((b.path / "manifest.json").read_text())["compiler"]
+    cmd = "edgetpu_compiler --show_operations --out_dir . model.tflite"
+    assert comp["ran"] is False and "ready for the compiler" in comp["note"] and cmd in comp["note"]
+    readme = (b.path / "README.md").read_text()
+    assert "ready for edgetpu_compiler but was not compiled" in readme and cmd in readme
