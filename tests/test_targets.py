@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, run_cli
+
 from edgekit.compilers import find_tool
 from edgekit.profiles import list_profiles, load_profile
 from edgekit.runtimes import get_runtime
