@@ -62,3 +62,16 @@ class RegressionDetected(EdgekitError):
     """`compare --fail-on-regression` found a significant slowdown (exit 1, not 2)."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first non-blank line of an exception's message (its type name when it has none).
+
+    Frameworks' errors run to many lines of stack and source locations; one sentence
+    of edgekit quotes only the line that says what went wrong.
+    """
+    text = exc if isinstance(exc, str) else str(exc)
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if lines:
+        return lines[0]
+    return "unknown error" if isinstance(exc, str) else type(exc).__name__

@@ -29,7 +29,14 @@ from edgekit.errors import EdgekitError, OutputLockedError
 
 MARKER = ".edgekit-output"
 
-__all__ = ["MARKER", "atomic_dir", "atomic_write_bytes", "atomic_write_text", "output_lock"]
+__all__ = [
+    "MARKER",
+    "atomic_dir",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "output_lock",
+    "replace_files",
+]
 
 
 def _tmp_prefix(out: Path) -> str:
@@ -136,6 +143,24 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def replace_files(pairs: list[tuple[Path, Path]]) -> None:
+    """Copy each `src` onto its `dst` through a temp file and a rename, in the order given.
+
+    Each file is replaced atomically; list the one readers look for last (an IR's
+    .xml after its .bin), so a reader never pairs a new file with an old companion.
+    An interrupt leaves no temp file behind.
+    """
+    for src, dst in pairs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.edgekit-tmp")
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:

@@ -12,7 +12,7 @@ Shipped profiles live in the repository's top-level ``profiles/`` folder; the
 override a shipped name). ``load_profile`` also takes a path to a single
 ``.toml`` file.
 
-Layout of a profile file (every table key is listed in ``SCHEMA`` below)::
+Layout of a profile file (every table key is listed in ``SCHEMA``, in ``edgekit.profile_schema``)::
 
     name = "rpi4"
     description = "Raspberry Pi 4 Model B ..."
@@ -41,10 +41,8 @@ Layout of a profile file (every table key is listed in ``SCHEMA`` below)::
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import os
-import platform
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,8 +50,39 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ProfileError
+from edgekit.profile_schema import (  # re-exported: the vocabularies lived here before
+    ARCHES,
+    DELEGATES,
+    DEVICES,
+    DTYPES,
+    FORMATS,
+    NAME_RE,
+    PRECISIONS,
+    PROVIDERS,
+    QUANT_FORMATS,
+    QUANT_TYPES,
+    RUNTIME_FORMATS,
+    RUNTIMES,
+    SCHEMA,
+    check_table,
+    format_bytes,
+    hint,
+)
+from edgekit.vocab import PROFILE_FORMATS, normalize_arch
 
 __all__ = [
+    "ARCHES",
+    "DELEGATES",
+    "DEVICES",
+    "DTYPES",
+    "FORMATS",
+    "PRECISIONS",
+    "PROVIDERS",
+    "QUANT_FORMATS",
+    "QUANT_TYPES",
+    "RUNTIMES",
+    "RUNTIME_FORMATS",
+    "SCHEMA",
     "Compiler",
     "Limits",
     "Profile",
@@ -86,132 +115,12 @@ def _shipped_dir() -> Path:
 SHIPPED_DIR = _shipped_dir()
 ENV_VAR = "EDGEKIT_PROFILE_PATH"
 
-# --- capabilities as data: the vocabularies a profile may use -------------------
-
-ARCHES = ("x86_64", "aarch64", "armv7", "armv7m", "armv8m", "riscv64")
-RUNTIMES = ("litert", "onnxruntime", "openvino", "tflite-micro")
-FORMATS = ("tflite", "onnx", "openvino")
-PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "fp16", "int16x8", "fp32")
-DTYPES = ("float32", "float16", "int8", "uint8", "int16")
-DELEGATES = ("none", "xnnpack", "gpu", "edgetpu", "nnapi", "hexagon")
-DEVICES = ("CPU", "GPU", "NPU", "TPU", "AUTO")
-PROVIDERS = (
-    "CPUExecutionProvider",
-    "CUDAExecutionProvider",
-    "TensorrtExecutionProvider",
-    "QNNExecutionProvider",
-    "OpenVINOExecutionProvider",
-    "DmlExecutionProvider",
-    "CoreMLExecutionProvider",
-    "NnapiExecutionProvider",
-    "XnnpackExecutionProvider",
-    "ROCMExecutionProvider",
-    "MIGraphXExecutionProvider",
-    "ACLExecutionProvider",
-    "ArmNNExecutionProvider",
-)
-QUANT_TYPES = ("int8", "uint8", "int16", "uint16")
-QUANT_FORMATS = ("QDQ", "QOperator")
-
-# Which model formats each runtime can load.
-RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
-    "litert": ("tflite",),
-    "tflite-micro": ("tflite",),
-    "onnxruntime": ("onnx",),
-    "openvino": ("openvino", "onnx"),
-}
-
-# platform.machine() spellings -> the arch names profiles use.
-_ARCH_ALIASES = {
-    "amd64": "x86_64",
-    "x64": "x86_64",
-    "x86_64": "x86_64",
-    "arm64": "aarch64",
-    "aarch64": "aarch64",
-    "armv7l": "armv7",
-    "armv7": "armv7",
-    "armhf": "armv7",
-    "riscv64": "riscv64",
-}
-
 # Python packages that provide each runtime, probed with find_spec (no import).
 _RUNTIME_MODULES = {
     "litert": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
     "onnxruntime": ("onnxruntime",),
     "openvino": ("openvino",),
 }
-
-# --- the schema: table -> key -> (kind, required, choices) ----------------------
-# kinds: "str", "int", "bool", "size" (bytes: int or "256 KiB"), "str-list", "enum",
-# "enum-list", "table".
-
-_Spec = tuple[str, bool, tuple[str, ...]]
-
-SCHEMA: dict[str, dict[str, _Spec]] = {
-    "": {
-        "name": ("str", True, ()),
-        "description": ("str", True, ()),
-        "source": ("str", True, ()),
-        "target": ("table", True, ()),
-        "quantization": ("table", False, ()),
-        "compiler": ("table", False, ()),
-        "limits": ("table", False, ()),
-    },
-    "target": {
-        "arch": ("enum", True, ARCHES),
-        "runtime": ("enum", True, RUNTIMES),
-        "format": ("enum", True, FORMATS),
-        "precision": ("enum-list", True, PRECISIONS),
-        "device": ("enum", False, DEVICES),
-        "providers": ("enum-list", False, PROVIDERS),
-        "delegate": ("enum", False, DELEGATES),
-        "threads": ("int", False, ()),
-        "input_dtype": ("enum", False, DTYPES),
-        "output_dtype": ("enum", False, DTYPES),
-    },
-    "quantization": {
-        "activation_type": ("enum", False, QUANT_TYPES),
-        "weight_type": ("enum", False, QUANT_TYPES),
-        "per_channel": ("bool", False, ()),
-        "reduce_range": ("bool", False, ()),
-        "quant_format": ("enum", False, QUANT_FORMATS),
-    },
-    "compiler": {
-        "name": ("str", True, ()),
-        "command": ("str-list", True, ()),
-    },
-    "limits": {
-        "max_model_bytes": ("size", False, ()),
-        "max_arena_bytes": ("size", False, ()),
-        "static_shapes": ("bool", False, ()),
-        "unsupported_ops": ("str-list", False, ()),
-        "int8_only": ("bool", False, ()),
-    },
-}
-
-_KIND_WORDS = {
-    "str": "a string",
-    "int": "an integer",
-    "bool": "a boolean (true or false)",
-    "size": "a byte count (an integer, or a string such as '256 KiB')",
-    "str-list": "a list of strings",
-    "enum": "a string",
-    "enum-list": "a list of strings",
-    "table": "a table",
-}
-
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-
 
 # --- the data -------------------------------------------------------------------
 
@@ -304,8 +213,7 @@ class Profile:
         importing it). The device or provider (GPU, NPU) is not checked here:
         that needs the runtime itself.
         """
-        arch = machine_arch if machine_arch is not None else platform.machine()
-        arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
+        arch = normalize_arch(machine_arch)
         runtimes = (
             set(available_runtimes) if available_runtimes is not None else set(installed_runtimes())
         )
@@ -351,113 +259,6 @@ class Profile:
 # --- validation -----------------------------------------------------------------
 
 
-def _where(table: str) -> str:
-    return f"in [{table}]" if table else "at the top level"
-
-
-def _key_name(table: str, key: str) -> str:
-    return f"'{table}.{key}'" if table else f"'{key}'"
-
-
-def _hint(word: str, choices: Iterable[str], noun: str) -> str:
-    """'; did you mean 'x'? Valid keys: a, b.' (or '; valid keys: a, b.' when nothing is close)."""
-    choices = list(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[word.lower()]] if word.lower() in lowered else []
-    listed = ", ".join(choices) or "(none)"
-    if close:
-        return f"; did you mean '{close[0]}'? {noun.capitalize()}: {listed}."
-    return f"; {noun}: {listed}."
-
-
-def _parse_size(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        m = _SIZE_RE.match(value)
-        if m:
-            unit = (m.group(2) or "b").lower()
-            return int(float(m.group(1)) * _SIZE_UNITS[unit])
-    return None
-
-
-def _check_value(source: str, table: str, key: str, spec: _Spec, value: object) -> object:
-    """Check one value against its spec and return it normalized (tuples for lists)."""
-    kind, _, choices = spec
-    name = _key_name(table, key)
-
-    def wrong_type() -> ProfileError:
-        return ProfileError(
-            f"{source}: {name} must be {_KIND_WORDS[kind]}, got {value!r} ({type(value).__name__})."
-        )
-
-    if kind == "table":
-        if not isinstance(value, Mapping):
-            raise wrong_type()
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise wrong_type()
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong_type()
-        if value < 1:
-            raise ProfileError(f"{source}: {name} must be at least 1, got {value}.")
-        return value
-    if kind == "size":
-        size = _parse_size(value)
-        if size is None:
-            raise wrong_type()
-        if size < 1:
-            raise ProfileError(f"{source}: {name} must be a positive byte count, got {value!r}.")
-        return size
-    if kind in ("str", "enum"):
-        if not isinstance(value, str):
-            raise wrong_type()
-        if not value.strip():
-            raise ProfileError(f"{source}: {name} must not be empty.")
-        if kind == "enum" and value not in choices:
-            raise ProfileError(
-                f"{source}: unknown value {value!r} for {name}"
-                f"{_hint(value, choices, 'valid values')}"
-            )
-        return value
-    if kind in ("str-list", "enum-list"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise wrong_type()
-        if kind == "enum-list":
-            for item in value:
-                if item not in choices:
-                    raise ProfileError(
-                        f"{source}: unknown value {item!r} in {name}"
-                        f"{_hint(item, choices, 'valid values')}"
-                    )
-        dupes = sorted({v for v in value if value.count(v) > 1})
-        if dupes:
-            raise ProfileError(f"{source}: {name} lists {dupes[0]!r} more than once.")
-        return tuple(value)
-    raise AssertionError(f"unknown schema kind {kind!r}")  # a bug in SCHEMA, not the user's
-
-
-def _check_table(source: str, table: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    specs = SCHEMA[table]
-    for key in data:
-        if key not in specs:
-            raise ProfileError(
-                f"{source}: unknown key '{key}' {_where(table)}{_hint(key, specs, 'valid keys')}"
-            )
-    for key, (_, required, _) in specs.items():
-        if required and key not in data:
-            what = "table" if specs[key][0] == "table" else "key"
-            raise ProfileError(f"{source}: missing required {what} {_key_name(table, key)}.")
-    return {key: _check_value(source, table, key, specs[key], v) for key, v in data.items()}
-
-
 def validate(data: Mapping[str, Any], source: str, *, path: Path | None = None) -> Profile:
     """Check parsed profile data against the schema and build a ``Profile``.
 
@@ -466,22 +267,23 @@ def validate(data: Mapping[str, Any], source: str, *, path: Path | None = None) 
     """
     if not isinstance(data, Mapping):
         raise ProfileError(f"{source}: a profile must be a table, got {type(data).__name__}.")
-    top = _check_table(source, "", data)
-    target = _check_table(source, "target", top["target"])
-    quant = _check_table(source, "quantization", top.get("quantization", {}))
-    comp = _check_table(source, "compiler", top["compiler"]) if "compiler" in top else None
-    limits_data = _check_table(source, "limits", top.get("limits", {}))
+    top = check_table(source, "", data)
+    target = check_table(source, "target", top["target"])
+    quant = check_table(source, "quantization", top.get("quantization", {}))
+    comp = check_table(source, "compiler", top["compiler"]) if "compiler" in top else None
+    limits_data = check_table(source, "limits", top.get("limits", {}))
 
     name = top["name"]
-    if not _NAME_RE.match(name):
+    if not NAME_RE.match(name):
         raise ProfileError(
             f"{source}: 'name' {name!r} must be lowercase letters, digits, '.', '_' or '-'."
         )
     runtime, fmt = target["runtime"], target["format"]
     if fmt not in RUNTIME_FORMATS[runtime]:
+        usable = [f for f in RUNTIME_FORMATS[runtime] if f in PROFILE_FORMATS]
         raise ProfileError(
             f"{source}: 'target.format' {fmt!r} cannot be run by runtime {runtime!r}; "
-            f"use {' or '.join(repr(f) for f in RUNTIME_FORMATS[runtime])}."
+            f"use {' or '.join(repr(f) for f in usable)}."
         )
     precision = target["precision"]
     if not precision:
@@ -617,7 +419,7 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
         return _load_named_file(text, files[text])
     names = sorted(files)
     kind = "Available" if os.environ.get(ENV_VAR, "").strip() else "Shipped"
-    raise ProfileError(f"unknown profile '{text}'{_hint(text, names, f'{kind} profiles')}")
+    raise ProfileError(f"unknown profile '{text}'{hint(text, names, f'{kind} profiles')}")
 
 
 def list_profiles() -> list[Profile]:
@@ -637,12 +439,3 @@ def installed_runtimes() -> list[str]:
             except (ImportError, ValueError):
                 continue
     return found
-
-
-def format_bytes(n: int) -> str:
-    """A byte count in binary units, as a profile may write it: ``262144`` -> ``'256 KiB'``."""
-    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
-            value = n / size
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{n} B"

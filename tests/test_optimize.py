@@ -120,8 +120,8 @@ def test_report_schema_generated_inputs_and_atomic_output(tmp_path: Path, tiny_m
     assert rep["graph_opt"]["reason"] in ("faster and verified", "not faster")
     assert not (out / "stale.txt").exists()  # an earlier edgekit output is replaced whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no temp folders left
-    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "model.onnx", "report.json",
-                                                            "report.md"])  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "model.onnx", "report.html",
+                                                            "report.json", "report.md"])  # fmt: skip
     md = res.markdown_path.read_text()
     assert "| median latency |" in md and "## Warnings" in md
 

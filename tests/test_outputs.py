@@ -219,3 +219,22 @@ def test_a_killed_first_run_leaves_no_output_at_all(tmp_path: Path) -> None:
     proc.wait(timeout=30)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_replace_files_replaces_in_order_and_leaves_no_temp(tmp_path):
+    from edgekit.outputs import replace_files
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "m.bin").write_bytes(b"new weights")
+    (src / "m.xml").write_text("<net/>")
+    dst.mkdir()
+    (dst / "m.bin").write_bytes(b"old")
+    replace_files([(src / "m.bin", dst / "m.bin"), (src / "m.xml", dst / "m.xml")])
+    assert (dst / "m.bin").read_bytes() == b"new weights"
+    assert (dst / "m.xml").read_text() == "<net/>"
+    assert sorted(p.name for p in dst.iterdir()) == ["m.bin", "m.xml"]
+    with pytest.raises(FileNotFoundError):
+        replace_files([(src / "absent", dst / "m.bin")])
+    assert (dst / "m.bin").read_bytes() == b"new weights"
+    assert sorted(p.name for p in dst.iterdir()) == ["m.bin", "m.xml"]

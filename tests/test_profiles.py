@@ -426,3 +426,55 @@ def test_a_built_wheel_ships_the_profiles(tmp_path: Path) -> None:
     assert where.startswith(str(site)), where  # the installed copy, not the checkout
     assert Path(shipped) == prefix / "share" / "edgekit" / "profiles"
     assert names.split() == sorted(p.stem for p in (REPO / "profiles").glob("*.toml"))
+
+
+# --- numeric ranges (issue 17): every number a profile holds is finite and bounded ----
+
+
+def test_every_numeric_key_states_its_range() -> None:
+    from edgekit.profile_schema import RANGES, SCHEMA
+
+    numeric = {
+        (t, k) for t, keys in SCHEMA.items() for k, s in keys.items() if s[0] in ("int", "size")
+    }
+    assert numeric == set(RANGES)
+    assert all(0 < low <= high < 2**63 for low, high in RANGES.values())
+
+
+def test_huge_threads_in_a_toml_names_key_value_and_range(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace("threads = 2", "threads = 99999999999999999999"))
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    assert "'target.threads' must be between 1 and 1024, got 99999999999999999999." in str(
+        err.value
+    )
+    assert (
+        load_profile(_user_file(tmp_path, GOOD.replace("threads = 2", "threads = 1024"))).threads
+        == 1024
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("1025 GiB", "'1025 GiB'"), ("1" + "0" * 400 + " GiB", "'1000"), (2**40 + 1, str(2**40 + 1))],
+)
+def test_sizes_past_one_tib_are_refused(value: object, shown: str) -> None:
+    data = _data()
+    data["limits"] = {"max_model_bytes": value}
+    with pytest.raises(ProfileError) as err:
+        validate(data, "t.toml")
+    text = str(err.value)
+    assert "'limits.max_model_bytes' must be between 1 B and 1 TiB, got " + shown in text
+    assert text.count("\n") == 0
+
+
+def test_one_tib_is_allowed() -> None:
+    data = _data()
+    data["limits"] = {"max_arena_bytes": "1 GiB", "max_model_bytes": 2**40}
+    limits = validate(data, "t.toml").limits
+    assert (limits.max_arena_bytes, limits.max_model_bytes) == (2**30, 2**40)
+
+
+def test_cli_huge_threads_is_a_user_error(tmp_path: Path) -> None:
+    path = _user_file(tmp_path, GOOD.replace("threads = 2", "threads = 99999999999999999999"))
+    _assert_user_error(run_cli("profiles", "show", path), "'target.threads'", "between 1 and 1024")

@@ -13,7 +13,7 @@ PROBE = """
 import sys
 {body}
 heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))
-print('HEAVY=' + ','.join(heavy))
+print('\\nHEAVY=' + ','.join(heavy))
 """
 
 
@@ -47,3 +47,39 @@ def test_every_command_has_help_with_an_example():
         command = LazyGroup.get_command(cli, ctx, name)
         assert command is not None, name
         assert command.help and "Example" in command.help, name
+
+
+def two_reports(folder):
+    """Two real reports of one tiny ONNX model (written by `benchmark`), for `compare`."""
+    import json
+
+    from edgekit.bench import benchmark
+    from tests.conftest import tiny_onnx
+
+    model = tiny_onnx(folder / "tiny.onnx")
+    paths = []
+    for name in ("a.json", "b.json"):
+        report = benchmark(model, threads=1, min_runs=50, min_time=0.05, warmup="0.01s")
+        path = folder / name
+        path.write_text(json.dumps(report.to_dict()))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    return two_reports(tmp_path_factory.mktemp("reports"))
+
+
+def _cli_body(argv):
+    return f"from edgekit.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code"
+
+
+def test_profiles_commands_are_light():
+    assert _loaded(_cli_body(["profiles", "list"])) == ""
+    assert _loaded(_cli_body(["profiles", "show", "rpi4"])) == ""
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown", "html"])
+def test_compare_is_light(reports, fmt):
+    assert _loaded(_cli_body(["compare", *reports, "--format", fmt])) == ""

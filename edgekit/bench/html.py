@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 from edgekit import __version__
 from edgekit.bench.compare import HEADERS, Comparison, rows
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
 color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
@@ -28,7 +29,7 @@ code{background:#f6f6f6;padding:0 .2em}
 """
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
@@ -38,12 +39,22 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Any) -> str:
+def png(fig: Any) -> str:
     """The figure as base64 PNG; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def img(b64: str, alt: str) -> str:
+    """An <img> tag holding a base64 PNG inline (no file, no network)."""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def mismatch_box(text: str) -> str:
+    """The red banner compare's page puts above everything for a result not to trust."""
+    return f'<p class="mismatch">{html.escape(text)}</p>'
 
 
 def _thin(x: np.ndarray, n: int = 20000) -> np.ndarray:
@@ -52,10 +63,10 @@ def _thin(x: np.ndarray, n: int = 20000) -> np.ndarray:
     return x[np.linspace(0, len(x) - 1, n).round().astype(int)]
 
 
-def distribution_png(result: Comparison) -> str:
-    """Violin + box plot of each report's latency samples (ms)."""
-    plt = _pyplot()
-    data = [_thin(np.asarray(r["samples_ns"], dtype=np.float64) / 1e6) for r in result.reports]
+def violins_png(samples_ms: list[np.ndarray], labels: list[str], title: str) -> str:
+    """Violin + box plot of each series of latency samples (ms), first on top."""
+    plt = pyplot()
+    data = [_thin(np.asarray(d, dtype=np.float64)) for d in samples_ms]
     fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * len(data)))
     pos = np.arange(1, len(data) + 1)
     parts = ax.violinplot(data, positions=pos, vert=False, showextrema=False, widths=0.85)
@@ -70,39 +81,63 @@ def distribution_png(result: Comparison) -> str:
         ax.set_xscale("log")
     ax.set_xlim(lo * 0.95, hi * 1.05)
     ax.set_yticks(pos)
-    ax.set_yticklabels(result.labels)
-    ax.invert_yaxis()  # first report on top, as in the tables
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()  # first series on top, as in the tables
     ax.set_xlabel("latency per call (ms), 0.5th-99.5th percentile shown; red = median")
-    ax.set_title("Latency distribution per report")
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
+
+
+def distribution_png(result: Comparison) -> str:
+    """Violin + box plot of each report's latency samples (ms)."""
+    data = [np.asarray(r["samples_ns"], dtype=np.float64) / 1e6 for r in result.reports]
+    return violins_png(data, result.labels, "Latency distribution per report")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One row of the ratio chart: median(candidate) / median(baseline) with its CI."""
+
+    label: str
+    ratio: float
+    low: float
+    high: float
+    verdict: str = ""  # "regression" (red), "improvement" (green), anything else grey
+
+
+def ratios_png(ratios: list[Ratio], threshold: float, level: float, title: str) -> str:
+    """Each ratio with its CI, the 1.0 line and the ±threshold band."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.6 * len(ratios)))
+    colors = {"regression": "#c0392b", "improvement": "#27ae60"}
+    for i, p in enumerate(ratios):
+        c = colors.get(p.verdict, "#34495e")
+        ax.errorbar(p.ratio, i, xerr=[[p.ratio - p.low], [p.high - p.ratio]],
+                    fmt="o", color=c, capsize=5, markersize=7)  # fmt: skip
+    ax.axvline(1.0, color="#555", linewidth=1)
+    for edge in (1 - threshold, 1 + threshold):
+        ax.axvline(edge, color="#999", linestyle="--", linewidth=1)
+    ax.axvspan(1 - threshold, 1 + threshold, color="#eee", zorder=0)
+    ax.set_yticks(range(len(ratios)))
+    ax.set_yticklabels([p.label for p in ratios], fontsize=8)
+    ax.invert_yaxis()
+    lo = min([p.low for p in ratios] + [1 - 2 * threshold])
+    hi = max([p.high for p in ratios] + [1 + 2 * threshold])
+    ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    ax.set_xlabel(f"median ratio, candidate / baseline, with {level:.0%} bootstrap CI "
+                  f"(dashed: ±{threshold:.0%} threshold)")  # fmt: skip
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    return png(fig)
 
 
 def ratio_png(result: Comparison) -> str:
     """Median ratio (candidate / baseline) of each pair with its bootstrap CI."""
-    plt = _pyplot()
-    pairs = result.pairs
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.6 * len(pairs)))
-    colors = {"regression": "#c0392b", "improvement": "#27ae60"}
-    for i, p in enumerate(pairs):
-        c = colors.get(p.verdict, "#34495e")
-        ax.errorbar(p.median_ratio, i, xerr=[[p.median_ratio - p.ci_low], [p.ci_high - p.median_ratio]],
-                    fmt="o", color=c, capsize=5, markersize=7)  # fmt: skip
-    ax.axvline(1.0, color="#555", linewidth=1)
-    for edge in (1 - result.threshold, 1 + result.threshold):
-        ax.axvline(edge, color="#999", linestyle="--", linewidth=1)
-    ax.axvspan(1 - result.threshold, 1 + result.threshold, color="#eee", zorder=0)
-    ax.set_yticks(range(len(pairs)))
-    ax.set_yticklabels([f"{p.candidate}\nvs {p.baseline}" for p in pairs], fontsize=8)
-    ax.invert_yaxis()
-    lo = min([p.ci_low for p in pairs] + [1 - 2 * result.threshold])
-    hi = max([p.ci_high for p in pairs] + [1 + 2 * result.threshold])
-    ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    ax.set_xlabel(f"median ratio, candidate / baseline, with {pairs[0].ci_level:.0%} bootstrap CI "
-                  f"(dashed: ±{result.threshold:.0%} threshold)")  # fmt: skip
-    ax.set_title("Median latency ratio per pair (>1 = slower)")
-    ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    rows_ = [Ratio(f"{p.candidate}\nvs {p.baseline}", p.median_ratio, p.ci_low, p.ci_high,
+                   p.verdict) for p in result.pairs]  # fmt: skip
+    return ratios_png(rows_, result.threshold, result.pairs[0].ci_level,
+                      "Median latency ratio per pair (>1 = slower)")  # fmt: skip
 
 
 def to_html(result: Comparison) -> str:
@@ -112,7 +147,7 @@ def to_html(result: Comparison) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         "<title>edgekit compare</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         "<h1>edgekit benchmark comparison</h1>",
         f'<p class="note">edgekit {e(__version__)}, made '
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Ratio = candidate / baseline "
@@ -123,8 +158,10 @@ def to_html(result: Comparison) -> str:
     for p in result.pairs:
         if p.mismatches:
             parts.append(
-                f'<p class="mismatch">MISMATCH: {e(p.baseline)} vs {e(p.candidate)} differ in '
-                f"{e(', '.join(p.mismatches))}; their latencies are not comparable.</p>"
+                mismatch_box(
+                    f"MISMATCH: {p.baseline} vs {p.candidate} differ in "
+                    f"{', '.join(p.mismatches)}; their latencies are not comparable."
+                )
             )
     n_reg = len(result.regressions)
     verdict = f"{n_reg} regression(s)" if n_reg else "no regression"
@@ -138,13 +175,10 @@ def to_html(result: Comparison) -> str:
     if result.unpaired:
         parts.append(f'<p class="warn">Not compared (no partner with the same model and runtime): '
                      f"{e(', '.join(result.unpaired))}</p>")  # fmt: skip
+    parts.append("<h2>Median ratios</h2>" + img(ratio_png(result), "median ratio chart"))
     parts.append(
-        f'<h2>Median ratios</h2><img alt="median ratio chart" '
-        f'src="data:image/png;base64,{ratio_png(result)}">'
-    )
-    parts.append(
-        f'<h2>Latency distributions</h2><img alt="latency distribution per report" '
-        f'src="data:image/png;base64,{distribution_png(result)}">'
+        "<h2>Latency distributions</h2>"
+        + img(distribution_png(result), "latency distribution per report")
     )
     parts.append("<h2>Reports</h2><table><tr>")
     cols = ["report", "model", "runtime", "device / threads", "n", "median ms [95% CI]",

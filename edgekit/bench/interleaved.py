@@ -84,7 +84,9 @@ def measure_interleaved(
             ))  # fmt: skip
     out = []
     for reps in reports:
-        lat = summarize(np.concatenate([np.asarray(rep.samples_ns) for rep in reps]))
+        samples = np.concatenate([np.asarray(rep.samples_ns) for rep in reps])
+        lat = summarize(samples)
+        lat["samples_ns"] = samples.astype(np.int64).tolist()  # raw, for report.html's charts
         lat["quantile_method"] = QUANTILE_METHOD_NAME
         lat["runs"] = len(reps)
         lat["stop_reasons"] = sorted({rep["protocol"]["stop_reason"] for rep in reps})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -29,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "compare": "edgekit.cli.compare_cmd:compare_command",
     "train": "edgekit.cli.train_cmd:train_command",
     "eval": "edgekit.cli.eval_cmd:eval_command",
+    "debug": "edgekit.cli.debug_cmd:debug_command",
+    "report": "edgekit.cli.report_cmd:report_command",
+    "sweep": "edgekit.cli.sweep_cmd:sweep_command",
 }
 
 
@@ -85,17 +89,40 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps edgekit errors to one sentence and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     _sigterm_as_interrupt()
+    sys.unraisablehook = _keep_interrupts(sys.unraisablehook)
     quiet_frameworks()
     try:
-        _main(args, debug="--debug" in args)
-    except SystemExit as exc:
-        if exc.code == 130:
+        code = run(args)
+        if code == 130:
             # An interrupt that cut a framework's import short leaves half-built objects
             # whose destructors complain at shutdown; the user asked to stop, not for those.
             sys.unraisablehook = lambda _unraisable: None
-        raise
+        sys.exit(code)
     finally:
         _ignore_sigterm_while_exiting()
+
+
+def _keep_interrupts(hook: Any) -> Any:
+    """An unraisable hook that does not let a Ctrl-C or SIGTERM be lost.
+
+    When the signal lands inside a garbage-collector callback or a destructor (JAX's
+    `_xla_gc_callback` during quantization, for one), CPython prints "Exception ignored"
+    with a traceback and carries on, so the run finished as if never asked to stop. The
+    interrupt is raised again in the main thread instead, from a timer thread a moment
+    later (raised here, inside the hook, it would be swallowed again).
+    """
+    import _thread
+    import threading
+
+    def keep(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            timer = threading.Timer(0.05, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+            return
+        hook(unraisable)
+
+    return keep
 
 
 def _ignore_sigterm_while_exiting() -> None:
@@ -109,29 +136,36 @@ def _ignore_sigterm_while_exiting() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _main(args: list[str], debug: bool) -> None:
+def run(args: list[str]) -> int:
+    """Run the command line `args` in this process and return its exit code.
+
+    Errors are printed as `main` prints them (an edgekit error as one sentence on
+    stderr, exit 2; an interrupt as exit 130); unlike `main`, this installs no signal
+    handler and does not exit, so tests and embedding programs can call it.
+    """
+    debug = "--debug" in args
     try:
         rv = cli.main(args=args, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
         if debug:
             raise
         click.echo(f"edgekit: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:
         if debug or not _caused_by_interrupt(exc):
             raise
         click.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:

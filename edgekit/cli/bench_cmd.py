@@ -8,6 +8,18 @@ from typing import Any
 import click
 
 from edgekit.cli._common import console
+from edgekit.cli._complete import complete_runtime
+from edgekit.cli._types import (
+    BATCH,
+    POSITIVE_SECONDS,
+    PROCESSES,
+    RUNS,
+    SECONDS,
+    SEED,
+    THREADS,
+    WARMUP,
+    allow_oversubscribe_option,
+)
 
 
 def _summary(report: Any) -> None:
@@ -101,14 +113,26 @@ class _Bar:
             self._progress.stop()
 
 
+def _warmup_runs(warmup: str | None) -> int:
+    """--warmup for a remote bench: a number of runs (the device script runs a fixed count)."""
+    from edgekit.errors import InputError
+
+    if warmup is None:
+        return 20
+    if not warmup.isdigit():
+        raise InputError(f"--warmup {warmup} with --remote must be a number of runs, such as 20")
+    return int(warmup)
+
+
 @click.command("bench")
 @click.argument("model", type=click.Path())
-@click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).")
+@click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).",
+              shell_complete=complete_runtime)  # fmt: skip
 @click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
 @click.option("--provider", help="ONNX Runtime execution provider (cpu, cuda, tensorrt, ...).")
-@click.option("--threads", type=int, help="Inference threads (default: the runtime's).")
+@click.option("--threads", type=THREADS, help="Inference threads (default: the runtime's).")
 @click.option(
-    "--batch", type=int, default=1, show_default=True, help="Batch size for dynamic batch dims."
+    "--batch", type=BATCH, default=1, show_default=True, help="Batch size for dynamic batch dims."
 )
 @click.option(
     "--input", "input_file", type=click.Path(), help="Inputs from a .npz, one array per input name."
@@ -116,26 +140,46 @@ class _Bar:
 @click.option(
     "--input-shape", "input_shapes", multiple=True, help="NAME=D1,D2,... for dynamic inputs."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of generated inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of generated inputs.")
 @click.option(
-    "--warmup", help="Minimum warm-up: runs (20) or seconds (1.5s); extended until stable."
+    "--warmup",
+    type=WARMUP,
+    help="Minimum warm-up: runs (20) or seconds (1.5s); extended until stable.",
 )
-@click.option("--min-runs", type=int, help="Steady state lasts at least this many runs.")
-@click.option("--min-time", type=float, help="...and at least this many seconds.")
+@click.option("--min-runs", type=RUNS, help="Steady state lasts at least this many runs.")
+@click.option("--min-time", type=SECONDS, help="...and at least this many seconds.")
 @click.option(
-    "--max-time", type=float, help="Stop cleanly after this many seconds of steady state."
+    "--max-time",
+    type=POSITIVE_SECONDS,
+    help="Stop cleanly after this many seconds of steady state.",
 )
 @click.option("--certify", is_flag=True, help="Long preset: 60 s steady state, longer warm-up.")
 @click.option(
-    "--processes", type=int, default=1, show_default=True, help="Repeat in K fresh processes."
+    "--processes", type=PROCESSES, default=1, show_default=True, help="Repeat in K fresh processes."
 )
 @click.option(
     "--mode", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True
 )
-@click.option("--concurrency", type=int, help="Requests in flight in throughput mode (default 2).")
+@click.option(
+    "--concurrency", type=THREADS, help="Requests in flight in throughput mode (default 2)."
+)
 @click.option("--out", "out", type=click.Path(), help="Write the report JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+# --- remote devices (edgekit.remote): the bundle is timed on the device over SSH
+@click.option("--remote", "remote", metavar="NAME", help="Bench the bundle on this SSH device.")
+@click.option(
+    "--devices",
+    "devices_file",
+    type=click.Path(),
+    help="devices.toml (default ./devices.toml, then ~/.config/edgekit/devices.toml).",
+)
+@click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="Trust a device's new or changed host key and pin it in the devices file.",
+)
+@allow_oversubscribe_option
 def bench_command(
     model: str,
     runtime: str | None,
@@ -146,7 +190,7 @@ def bench_command(
     input_file: str | None,
     input_shapes: tuple[str, ...],
     seed: int,
-    warmup: str | None,
+    warmup: int | float | None,
     min_runs: int | None,
     min_time: float | None,
     max_time: float | None,
@@ -157,6 +201,9 @@ def bench_command(
     out: str | None,
     as_json: bool,
     quiet: bool,
+    remote: str | None = None,
+    devices_file: str | None = None,
+    accept_new_host_key: bool = False,
 ) -> None:
     """Measure a model's latency (or throughput) with a stated, repeatable protocol.
 
@@ -164,11 +211,34 @@ def bench_command(
     (load, first inference, warm-up until stable, steady state); steady state
     ends when --min-runs AND --min-time are both met, or at --max-time.
 
+    With --remote NAME, MODEL is a bundle timed on that device over SSH (--min-runs runs
+    after --warmup runs); only on-device timings are samples.
+
     Example: edgekit bench light_resnet50.onnx --runtime openvino --threads 1 --out r.json
     """
     from edgekit.bench.harness import benchmark
     from edgekit.inputs import parse_shapes
 
+    if remote is not None:
+        from edgekit.errors import InputError
+        from edgekit.remote import remote_benchmark
+
+        local_only = {"--runtime": runtime, "--device": device, "--provider": provider,
+                      "--input": input_file, "--input-shape": input_shapes,
+                      "--processes": processes != 1, "--mode": mode != "latency",
+                      "--concurrency": concurrency, "--certify": certify}  # fmt: skip
+        given = [flag for flag, value in local_only.items() if value]
+        if given:
+            raise InputError(
+                f"{given[0]} does not apply with --remote, which times the bundle as shipped"
+            )
+
+        report = remote_benchmark(
+            model, remote, devices_file=devices_file, accept_new_host_key=accept_new_host_key,
+            runs=min_runs or 200, warmup=_warmup_runs(warmup), threads=threads,
+        )  # fmt: skip
+        _emit(report, out, as_json, quiet)
+        return
     bar = _Bar() if (not quiet and not as_json and sys.stderr.isatty()) else None
     try:
         report = benchmark(
@@ -194,6 +264,10 @@ def bench_command(
     finally:
         if bar is not None:
             bar.close()
+    _emit(report, out, as_json, quiet)
+
+
+def _emit(report: Any, out: str | None, as_json: bool, quiet: bool) -> None:
     if out:
         report.save(out)
     if as_json:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._types import SEED
+
 
 @click.command("compare")
 @click.argument("reports", nargs=-1, required=True, type=click.Path())
@@ -25,7 +27,7 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]), default="table",
               show_default=True)  # fmt: skip
 @click.option("--out", type=click.Path(), help="Write the output to this file instead of stdout.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap.")
 def compare_command(
     reports: tuple[str, ...],
     baseline: str | None,
@@ -87,16 +89,9 @@ def compare_command(
 
 
 def _write(path: str, text: str) -> None:
-    import os
-    import tempfile
-    from pathlib import Path
+    from edgekit.outputs import atomic_write_text
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, p)
+    atomic_write_text(path, text)
 
 
 def _print_table(result: object, out: str | None) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._types import POSITIVE
 from edgekit.convert.graph import TARGETS
+from edgekit.convert.onnx_opset import DEFAULT_OPSET, OPSETS
+
+# Declared apart from the other options: the range is the opsets onnx defines.
+opset_option = click.option(
+    "--opset", type=click.IntRange(*OPSETS), default=None,
+    help=f"ONNX opset for ONNX results ({OPSETS[0]}-{OPSETS[1]}, default {DEFAULT_OPSET}); "
+    "with an ONNX model and --to onnx, the opset to upgrade (or downgrade) it to.",
+)  # fmt: skip
 
 
 @click.command("convert")
@@ -13,9 +22,9 @@ from edgekit.convert.graph import TARGETS
 @click.option("--out", "out", required=True, type=click.Path(), help="Output file (or folder).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Fix a dynamic input's shape, e.g. input=1,224,224,3 (repeatable).")  # fmt: skip
-@click.option("--opset", type=int, default=None, help="ONNX opset for ONNX results (default 17).")
+@opset_option
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the source.")
-@click.option("--tolerance", type=float, default=None,
+@click.option("--tolerance", type=POSITIVE, default=None,
               help="Largest accepted absolute output error (default depends on precision).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
@@ -53,7 +62,7 @@ def convert_command(
     click.echo(f"converted {res.source.path} -> {res.model.path} via {res.path_str} "
                f"({', '.join(res.tools)})")  # fmt: skip
     if res.parity is not None:
-        click.echo(f"verified: {res.parity.summary()}")
+        click.echo(f"verified: {res.parity.summary()}, against {res.reference}")
     else:
         click.echo("not verified (--no-verify)")
     for note in res.warnings:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._complete import complete_profile
+from edgekit.cli._types import POSITIVE
+
 
 @click.command("deploy")
 @click.argument("model", type=click.Path())
 @click.option("--profile", "profile", required=True,
-              help="Target profile: a shipped name, a .toml file, or 'auto' (fastest here).")  # fmt: skip
+              help="Target profile: a shipped name, a .toml file, or 'auto' (fastest here).",
+              shell_complete=complete_profile)  # fmt: skip
 @click.option("--out", "out", required=True, type=click.Path(), help="Bundle folder to write.")
 @click.option("--archive", is_flag=True, help="Also write <out>.tar.gz.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
@@ -16,7 +20,7 @@ import click
 @click.option("--precision", default=None,
               help="One of the profile's precisions (default: its first that edgekit can make).")  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
-@click.option("--tolerance", type=float, default=None, help="Largest accepted output error.")
+@click.option("--tolerance", type=POSITIVE, default=None, help="Largest accepted output error.")
 @click.option("--no-measure", is_flag=True, help="Skip the latency measurement.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
@@ -65,3 +69,8 @@ def deploy_command(
                    f"{lat['latency_ms']['median']:.3g} ms median")  # fmt: skip
     for w in b.warnings:
         click.echo(f"warning: {w}")
+    from edgekit.cli._common import console
+    from edgekit.reports import PAGE
+    from edgekit.reports.summary import summary_table
+
+    console().print(summary_table(m, b.path / PAGE))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
+from edgekit.cli._complete import complete_runtime
+from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
 
 
 @click.command("eval")
@@ -19,13 +23,15 @@ from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
     "--runtime",
     metavar="NAME",
     help="keras, litert, onnxruntime or openvino (default: the format's natural one).",
+    shell_complete=complete_runtime,
 )
 @click.option(
     "--reference",
     type=click.Path(exists=True),
     help="A second model to compare predictions with (e.g. the Keras original).",
 )
-@click.option("--reference-runtime", metavar="NAME", help="Runtime for --reference.")
+@click.option("--reference-runtime", metavar="NAME", help="Runtime for --reference.",
+              shell_complete=complete_runtime)  # fmt: skip
 @click.option(
     "--preprocess",
     type=click.Path(exists=True, dir_okay=False),
@@ -40,14 +46,17 @@ from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=BATCH,
     default=64,
     show_default=True,
     help="Batch size when the model's batch axis is dynamic.",
 )
 @click.option("--device", help="Runtime device (e.g. CPU, GPU).")
-@click.option("--threads", type=click.IntRange(min=1), help="Runtime threads.")
+@click.option("--threads", type=THREADS, help="Runtime threads.")
+@allow_oversubscribe_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write the result as a self-contained HTML page to this file.")  # fmt: skip
 def eval_command(
     model: str,
     dataset: str,
@@ -60,6 +69,7 @@ def eval_command(
     device: str | None,
     threads: int | None,
     as_json: bool,
+    html_path: str | None,
 ) -> None:
     """Score MODEL (keras, tflite, onnx, openvino, savedmodel) on a dataset.
 
@@ -82,6 +92,14 @@ def eval_command(
         device=device,
         threads=threads,
     )
+    if html_path:
+        import json
+
+        from edgekit.reports import write_page
+
+        # through JSON, so that `edgekit report` on the --json output gives the same page
+        page = write_page(json.loads(json.dumps(r.to_dict(), default=str)), Path(html_path))
+        click.echo(f"page: {page}", err=as_json)
     if as_json:
         echo_json(r.to_dict())
         return

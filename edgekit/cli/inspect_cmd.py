@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._common import console, echo_json, quant_str, shape_str
+from edgekit.cli._complete import complete_runtime
 
 
 @click.command("inspect")
@@ -15,6 +16,7 @@ from edgekit.cli._common import console, echo_json, quant_str, shape_str
     "runtimes",
     multiple=True,
     help="Check only these runtimes (default: litert, onnxruntime, openvino).",
+    shell_complete=complete_runtime,
 )
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
 def inspect_command(

@@ -5,14 +5,23 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._common import echo_json
+from edgekit.cli._complete import complete_profile
+from edgekit.cli._types import (
+    EPOCHS,
+    OPEN_FRACTION,
+    PERCENT_POINTS,
+    THREADS,
+    allow_oversubscribe_option,
+)
 from edgekit.optimize import QUANTIZE_CHOICES
 
 
 @click.command("optimize")
 @click.argument("model", type=click.Path())
-@click.option("--profile", "-p", required=True, help="Target profile name or .toml path.")
+@click.option("--profile", "-p", required=True, help="Target profile name or .toml path.",
+              shell_complete=complete_profile)  # fmt: skip
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
-@click.option("--prune", type=float, default=None, help="Target sparsity, e.g. 0.5.")
+@click.option("--prune", type=OPEN_FRACTION, default=None, help="Target sparsity, e.g. 0.5.")
 @click.option("--structured", is_flag=True, help="Prune whole filters/units (Keras models).")
 @click.option(
     "--quantize",
@@ -25,15 +34,16 @@ from edgekit.optimize import QUANTIZE_CHOICES
 @click.option("--eval-data", default=None, help="Evaluation data (default: --calib-data's).")
 @click.option(
     "--max-accuracy-drop",
-    type=float,
+    type=PERCENT_POINTS,
     default=1.0,
     show_default=True,
     help="Accuracy budget in absolute points; int8 layers are kept float to meet it.",
 )
-@click.option("--threads", type=int, default=None, help="Threads when measuring (default 1).")
+@click.option("--threads", type=THREADS, default=None, help="Threads when measuring (default 1).")
+@allow_oversubscribe_option
 @click.option(
     "--epochs",
-    type=int,
+    type=EPOCHS,
     default=None,
     help="Fine-tuning epochs (default 8 structured, 4 magnitude).",
 )
@@ -54,7 +64,7 @@ def optimize_command(
 ) -> None:
     """Make MODEL smaller and faster for a profile and prove what it cost.
 
-    Writes the optimized model, report.json and report.md into --out.
+    Writes the optimized model, report.json, report.md and report.html into --out.
 
     Example: edgekit optimize runs/cnn/model.keras --profile x86-avx512 --out opt/ --prune 0.5
     --structured --calib-data digits
@@ -81,15 +91,11 @@ def optimize_command(
     if as_json:
         echo_json(res.report)
         return
-    r = res.report
-    b, o = r["baseline"], r["optimized"]
-    b_ms, o_ms = (f"{e['latency_ms']['median']:.3f}" if e["latency_ms"] else "-" for e in (b, o))
-    click.echo(f"optimized: {o['name']} -> {res.model_path}")
-    click.echo(
-        f"size {b['size_bytes']:,} -> {o['size_bytes']:,} B; median latency "
-        f"{b_ms} -> {o_ms} ms (speedup {r['speedup']}); "
-        f"accuracy drop {r['accuracy_drop']} {r['accuracy_drop_unit']}"
-    )
-    click.echo(f"budget {'met' if res.met_budget else 'NOT met'}; report: {res.markdown_path}")
+    from edgekit.cli._common import console
+    from edgekit.reports import PAGE
+    from edgekit.reports.summary import summary_table
+
+    click.echo(f"optimized model: {res.model_path}; report: {res.markdown_path}")
+    console().print(summary_table(res.report, res.report_path.parent / PAGE))
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)

@@ -5,6 +5,15 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
+from edgekit.cli._types import (
+    BATCH,
+    EPOCHS,
+    FRACTION,
+    NON_NEGATIVE,
+    PATIENCE,
+    POSITIVE,
+    SEED,
+)
 
 # Kept in sync with edgekit.train.recipes.RECIPES by a test; listed here so that
 # `--help` and the choice check import no framework.
@@ -23,9 +32,9 @@ LR_SCHEDULE_NAMES = ("cosine", "constant", "plateau")
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Output folder to write."
 )
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the recipe's).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (recipe default).")
-@click.option("--lr", type=float, help="Initial learning rate (recipe default).")
+@click.option("--epochs", type=EPOCHS, help="Epochs (default: the recipe's).")
+@click.option("--batch-size", type=BATCH, help="Batch size (recipe default).")
+@click.option("--lr", type=POSITIVE, help="Initial learning rate (recipe default).")
 @click.option(
     "--lr-schedule",
     type=click.Choice(LR_SCHEDULE_NAMES),
@@ -33,12 +42,16 @@ LR_SCHEDULE_NAMES = ("cosine", "constant", "plateau")
     show_default=True,
     help="Learning-rate schedule.",
 )
-@click.option("--l1", type=float, default=0.0, show_default=True, help="L1 penalty on kernels.")
-@click.option("--l2", type=float, default=0.0, show_default=True, help="L2 penalty on kernels.")
-@click.option("--dropout", type=float, help="Dropout rate before the head (recipe default).")
+@click.option(
+    "--l1", type=NON_NEGATIVE, default=0.0, show_default=True, help="L1 penalty on kernels."
+)
+@click.option(
+    "--l2", type=NON_NEGATIVE, default=0.0, show_default=True, help="L2 penalty on kernels."
+)
+@click.option("--dropout", type=FRACTION, help="Dropout rate before the head (recipe default).")
 @click.option(
     "--patience",
-    type=click.IntRange(min=0),
+    type=PATIENCE,
     default=0,
     show_default=True,
     help="Stop after this many epochs without a better val loss and restore the "
@@ -51,12 +64,12 @@ LR_SCHEDULE_NAMES = ("cosine", "constant", "plateau")
 )
 @click.option(
     "--val-split",
-    type=float,
+    type=FRACTION,
     default=0.15,
     show_default=True,
     help="Fraction of the training data held out for validation.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of a table.")
 def train_command(
     recipe: str,

@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,12 @@ class ConversionResult:
     parity: Any | None  # edgekit.verify.Parity, None when verification was skipped
     precision: str = "fp32"
     warnings: list[str] = field(default_factory=list)
+    reference: str | None = None  # the runtime the source's outputs came from, when verified
+
+    @property
+    def verified(self) -> bool:
+        """True only when the result was checked against a reference that ran the source."""
+        return self.parity is not None and self.parity.passed and self.reference is not None
 
     @property
     def path_str(self) -> str:
@@ -91,6 +96,8 @@ class ConversionResult:
             "precision": self.precision,
             "attempts": [a.to_dict() for a in self.attempts],
             "parity": self.parity.to_dict() if self.parity is not None else None,
+            "verified": self.verified,
+            "reference": self.reference,
             "warnings": self.warnings,
         }
 
@@ -122,16 +129,11 @@ def _place(built: Path, fmt: str, dest: Path) -> None:
             raise InputError(f"{dest}: already exists; remove it or choose another --out")
         os.replace(built, dest)
         return
+    from edgekit.outputs import replace_files
+
     # Weights before the .xml, so a reader never sees a new .xml with an old .bin.
     pairs = list(zip(_files_of(built, fmt), _files_of(dest, fmt), strict=True))
-    for src, dst in reversed(pairs):
-        tmp = dst.with_name(f".{dst.name}.edgekit-tmp")
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        except BaseException:  # an interrupt included: leave no temp file behind
-            tmp.unlink(missing_ok=True)
-            raise
+    replace_files(list(reversed(pairs)))
 
 
 def _run_path(
@@ -167,6 +169,7 @@ def convert(
     precision: str = "fp32",
     count: int = 4,
     trust_model: bool = False,
+    feeds: Sequence[Mapping[str, Any]] | None = None,
 ) -> ConversionResult:
     """Convert `model` to format `to`, written at `out` (suffix added when missing).
 
@@ -176,7 +179,9 @@ def convert(
     next one is tried. `input_shapes` fixes dynamic input dimensions
     (``{"input": (1, 224, 224, 3)}``); `opset` is the ONNX opset for ONNX results.
     `precision` is "fp32" or "fp16" (weights stored in float16 where the target
-    format supports it). Raises UnsupportedModelError naming every path's reason
+    format supports it). `feeds`, keyed by the source's input names, are the inputs
+    verification runs on (the user's own samples); when None, `count` are generated
+    from the signature. Raises UnsupportedModelError naming every path's reason
     when none converts, VerificationError when some converted but none matched.
     """
     from edgekit.convert._common import quiet_tensorflow
@@ -191,8 +196,9 @@ def convert(
             f"convert makes fp32 or fp16 models, not {precision!r}; int8 is the optimize pass's job"
         )
     fmt = str(src.format)
-    if fmt == to:
-        raise InputError(f"{src.path}: is already a {to} model; nothing to convert")
+    if fmt == to and (opset is None or to != "onnx"):
+        more = "; pass --opset N to change its opset" if to == "onnx" else ""
+        raise InputError(f"{src.path}: is already a {to} model; nothing to convert{more}")
     paths = find_paths(fmt, to)
     if not paths:
         raise UnsupportedModelError(
@@ -205,7 +211,7 @@ def convert(
 
     attempts: list[Attempt] = []
     notes: list[str] = []
-    reference: tuple[list, list] | None = None
+    reference: Any = None  # edgekit.convert.reference.Reference, computed on first need
     ref_error: str | None = None
     dest.parent.mkdir(parents=True, exist_ok=True)
     # A second run on the same --out fails at once instead of mixing its files with ours.
@@ -229,7 +235,7 @@ def convert(
                 parity = None
                 if verify:
                     if reference is None and ref_error is None:
-                        reference, ref_error = _reference(src, opts, count)
+                        reference, ref_error = _reference(src, opts, count, feeds)
                     if ref_error is not None:
                         attempts.append(Attempt(formats, tools, True))
                         raise VerificationError(
@@ -239,8 +245,9 @@ def convert(
                         )
                     parity = _check(src, result, reference, opts, tolerance)
                     if not parity.passed:
-                        attempts.append(Attempt(formats, tools, False,
-                                                f"converted, but {parity.reason}", "verify"))  # fmt: skip
+                        why = f"converted, but {parity.reason}"
+                        why += _divergence(src, result, reference, tools[-1], parity)
+                        attempts.append(Attempt(formats, tools, False, why, "verify"))
                         continue
                 attempts.append(Attempt(formats, tools, True))
                 _place(result.path, to, dest)
@@ -249,18 +256,37 @@ def convert(
                     if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
                         notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
                                      f"by {' and '.join(tools)}")  # fmt: skip
-                return ConversionResult(
-                    src, final, formats, tools, attempts, parity, precision, notes
-                )
+                if reference is not None and reference.notes:
+                    notes.append(f"verified against {reference.runtime}: "
+                                 f"{'; '.join(reference.notes)}")  # fmt: skip
+                return ConversionResult(src, final, formats, tools, attempts, parity, precision,
+                                        notes, reference.runtime if parity else None)  # fmt: skip
+
         finally:
             shutil.rmtree(work, ignore_errors=True)
         tried = "; ".join(f"{a.path_str}: {a.error}" for a in attempts)
         if any(a.stage == "verify" for a in attempts):
             raise VerificationError(
                 f"{src.path}: no conversion to {to} reproduces the source's outputs ({tried}); "
-                "pass --tolerance to accept a larger error or --no-verify to skip the check"
+                f"{_next_step(src, to, opts, verified=True)}"
             )
-        raise UnsupportedModelError(f"{src.path}: cannot convert to {to}: {tried}")
+        raise UnsupportedModelError(
+            f"{src.path}: cannot convert to {to}: {tried}; {_next_step(src, to, opts)}"
+        )
+
+
+def _next_step(src: Model, to: str, opts: EdgeOptions, verified: bool = False) -> str:
+    """What the user can do after every path failed, as the end of one sentence."""
+    steps = []
+    if verified:
+        steps.append("pass --tolerance to accept a larger error or --no-verify to skip the check")
+    if any(t.is_dynamic for t in src.signature.inputs) and not opts.input_shapes:
+        steps.append("fix dynamic inputs with --input-shape NAME=D1,D2,...")
+    if str(src.format) == "onnx" and opts.opset is None:
+        steps.append("try another opset with --opset N")
+    steps.append(f"run `edgekit debug reduce {src.path.name} --to {to}` to save the smallest "
+                 "failing subgraph for a report to the converter's project")  # fmt: skip
+    return ", ".join(steps[:-1]) + (", or " if len(steps) > 1 else "") + steps[-1]
 
 
 def _strip(message: str, src: Model) -> str:
@@ -274,31 +300,52 @@ def _strip(message: str, src: Model) -> str:
     return message.rstrip(".")
 
 
-def _reference(src: Model, opts: EdgeOptions, count: int) -> tuple[Any, str | None]:
-    """The source's outputs on generated inputs, or why the source cannot run here."""
+def _reference(
+    src: Model, opts: EdgeOptions, count: int, feeds: Sequence[Mapping[str, Any]] | None
+) -> tuple[Any, str | None]:
+    """The source's outputs on generated inputs (`edgekit.convert.reference`), or why no
+    reference runtime can run the source here."""
+    from edgekit.convert.reference import reference_outputs
     from edgekit.inputs import generate_inputs
-    from edgekit.verify import reference_runner
 
-    shapes = {k: v for k, v in opts.input_shapes.items()}
-    feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
+    if feeds is None:
+        shapes = {k: v for k, v in opts.input_shapes.items()}
+        feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
     try:
-        runner = reference_runner(src)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            outs = [runner.run(f) for f in feeds]
+        return reference_outputs(src, feeds), None
     except EdgekitError as exc:
         return None, _strip(str(exc), src)
-    return (feeds, outs), None
+
+
+def _divergence(src: Model, result: Model, reference: Any, tool: str, parity: Any) -> str:
+    """' (tool: the first node that diverges is ...)' for a wrong result, '' when not found."""
+    from edgekit.debug.diverge import first_divergence
+
+    try:
+        found = first_divergence(src, result, reference.feeds[:1], precision=parity.precision,
+                                 tolerance=parity.tolerance.atol)  # fmt: skip
+    except EdgekitError:
+        return ""
+    return "" if found is None else f" ({tool}: {found.sentence()})"
 
 
 def _check(src: Model, result: Model, reference: Any, opts: EdgeOptions, tolerance: float | None):
+    from edgekit.convert.reference import check_precision
     from edgekit.verify import compare_outputs, model_precision
 
-    feeds, outs = reference
+    feeds, outs = reference.feeds, reference.outputs
     precision = "int8" if model_precision(src) == "int8" else opts.precision
+    precision, tolerance = check_precision(src, precision, tolerance)
     try:
-        return compare_outputs(src, result, feeds, reference=outs, precision=precision,
-                               tolerance=tolerance)  # fmt: skip
+        try:
+            return compare_outputs(src, result, feeds, reference=outs, precision=precision,
+                                   tolerance=tolerance)  # fmt: skip
+        except EdgekitError:
+            if str(result.format) != "onnx":
+                raise
+            # An ONNX result at an opset ONNX Runtime dropped runs on the specification's own.
+            return compare_outputs(src, result, feeds, reference=outs, precision=precision,
+                                   tolerance=tolerance, dst_runtime="onnx-reference")  # fmt: skip
     except EdgekitError as exc:
         from edgekit.verify import Parity, tolerance_for
 

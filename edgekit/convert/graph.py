@@ -61,6 +61,7 @@ EDGES: tuple[Edge, ...] = (
     Edge("tflite", "openvino", "OpenVINO TFLite frontend", "openvino_frontend", "openvino"),
     Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
     Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
+    Edge("onnx", "onnx", "onnx.version_converter", "onnx_opset", "onnx"),
 )
 
 
@@ -69,8 +70,17 @@ def edges_from(src: str) -> list[Edge]:
 
 
 def find_paths(src: str, dst: str, max_hops: int = 3) -> list[list[Edge]]:
-    """Every simple path from ``src`` to ``dst``, shortest first, then in table order."""
+    """Every simple path from ``src`` to ``dst``, shortest first, then in table order.
+
+    A same-format edge (onnx -> onnx, an opset change) is the whole path when
+    ``src == dst``, and otherwise only ever the first hop: each path that leaves
+    ``src`` is also tried after that edge, as a fallback for converters that
+    need a newer opset than the source's.
+    """
     paths: list[list[Edge]] = []
+    loops = [e for e in EDGES if e.src == e.dst == src]
+    if src == dst:
+        return [[e] for e in loops]
 
     def walk(path: list[Edge], at: str, seen: set[str]) -> None:
         if at == dst and path:
@@ -82,8 +92,9 @@ def find_paths(src: str, dst: str, max_hops: int = 3) -> list[list[Edge]]:
             if e.dst not in seen:
                 walk(path + [e], e.dst, seen | {e.dst})
 
-    if src != dst:
-        walk([], src, {src})
+    walk([], src, {src})
+    for loop in loops:
+        walk([loop], src, {src})
     order = {e: i for i, e in enumerate(EDGES)}
     return sorted(paths, key=lambda p: (len(p), [order[e] for e in p]))
 

@@ -26,6 +26,7 @@ from edgekit.data.dataset import (
     load_dataset,
     read_source,
 )
+from edgekit.data.npz import read_npz
 from edgekit.data.preprocess import LAYOUTS, Preprocess
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "RawData",
     "iter_batches",
     "load_dataset",
+    "read_npz",
     "read_source",
 ]

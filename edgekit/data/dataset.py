@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import struct
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.data.npz import read_npz
 from edgekit.data.preprocess import Preprocess
 from edgekit.errors import DatasetError
 
@@ -87,9 +86,9 @@ def iter_batches(
 
 
 def _read_digits(arg: str) -> RawData:
-    from sklearn.datasets import load_digits
+    from edgekit.extras import require
 
-    d = load_digits()
+    d = require("sklearn.datasets", "train").load_digits()
     return RawData(
         name="digits",
         x=d.images.astype(np.float32),
@@ -98,49 +97,6 @@ def _read_digits(arg: str) -> RawData:
         kind="image",
         value_max=16.0,
     )
-
-
-def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an npz; members stored uncompressed (np.savez) are memory-mapped.
-
-    np.load reads every member whole (its mmap_mode does not apply inside an npz), so a
-    large dataset would sit in memory once before any split or batch is taken. An
-    uncompressed member is a plain .npy at a known offset in the zip, so it is mapped
-    instead; compressed members (np.savez_compressed) are read as np.load reads them.
-    """
-    with np.load(path, allow_pickle=False) as z:  # validates the archive, lists the arrays
-        names = list(z.files)
-        arrays: dict[str, np.ndarray] = {}
-        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
-            for info in zf.infolist():
-                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                if key not in names:
-                    continue
-                if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-                    arrays[key] = z[key]
-                    continue
-                with zf.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    if version not in ((1, 0), (2, 0)):
-                        arrays[key] = z[key]
-                        continue
-                    read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
-                    shape, fortran, dtype = read_header(member)
-                    header_len = member.tell()
-                if dtype.hasobject:
-                    arrays[key] = z[key]  # refused by allow_pickle=False, with its message
-                    continue
-                raw.seek(info.header_offset)
-                local = struct.unpack("<4s5H3L2H", raw.read(30))
-                offset = info.header_offset + 30 + local[9] + local[10] + header_len
-                if int(np.prod(shape)) == 0:
-                    arrays[key] = np.zeros(shape, dtype)
-                    continue
-                arrays[key] = np.memmap(
-                    path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                    order="F" if fortran else "C",
-                )  # fmt: skip
-    return arrays
 
 
 def _all_finite(x: np.ndarray, chunk_bytes: int = 16 << 20) -> bool:
@@ -198,14 +154,7 @@ def _read_npz(arg: str) -> RawData:
     path = Path(arg)
     if not arg:
         raise DatasetError("Dataset source 'npz:' needs a path, as in npz:data.npz.")
-    if not path.is_file():
-        raise DatasetError(f"Dataset file {path} does not exist.")
-    try:
-        arrays = _npz_arrays(path)
-    except ValueError as exc:
-        raise DatasetError(f"Dataset file {path} could not be read as npz ({exc}).") from None
-    except (OSError, EOFError, zipfile.BadZipFile, struct.error) as exc:
-        raise DatasetError(f"Dataset file {path} is not a valid npz archive ({exc}).") from None
+    arrays = read_npz(path, error=DatasetError, noun="Dataset file")
     for key in ("x", "y"):
         if key not in arrays:
             have = ", ".join(sorted(arrays)) or "none"

@@ -367,5 +367,10 @@ def _assemble(
         "warnings": warnings,
         "files": hash_files(stage),
     }
+    from edgekit.reports import write_page
+
+    # The page reads no "files", so it is written first and listed with the rest.
+    write_page(json.loads(json.dumps(manifest, default=str)), stage)
+    manifest["files"] = hash_files(stage)
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return manifest

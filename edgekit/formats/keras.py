@@ -16,11 +16,15 @@ import json
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgekit.errors import ModelError, UnsupportedModelError
-from edgekit.formats import ModelInfo
-from edgekit.model import Model, Signature, TensorSpec
+from edgekit.errors import ModelError, UnsupportedModelError, first_line
+from edgekit.extras import require
+from edgekit.formats.base import FormatReader, ModelInfo, read_head
+from edgekit.signature import Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
 
 # Packages whose objects a config may name: Keras itself and its official model libraries.
 _TRUSTED_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "builtins"})
@@ -91,7 +95,7 @@ def _read_config(model: Model) -> Any:
     except Exception as exc:  # zip, UTF-8, JSON and RecursionError (deep JSON) alike
         raise ModelError(
             f"{model.path}: a damaged Keras file, its model config is unreadable "
-            f"({_first_line(str(exc)) if str(exc) else type(exc).__name__})"
+            f"({first_line(exc)})"
         ) from None
 
 
@@ -125,8 +129,7 @@ def load_keras(model: Model) -> Any:
         check_no_code(model, config)
     import tempfile
 
-    import keras
-
+    keras = require("keras", "train")
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-keras-") as tmp:
             return keras.saving.load_model(
@@ -143,11 +146,11 @@ def load_keras(model: Model) -> Any:
                 "--trust-model if you trust where it came from"
             ) from None
         raise ModelError(
-            f"{model.path}: Keras cannot load this model ({_first_line(text)})"
+            f"{model.path}: Keras cannot load this model ({first_line(text)})"
         ) from None
     except Exception as exc:  # h5py, zipfile and json errors on damaged files
         raise ModelError(
-            f"{model.path}: Keras cannot load this model ({_first_line(str(exc))})"
+            f"{model.path}: Keras cannot load this model ({first_line(str(exc))})"
         ) from None
 
 
@@ -165,11 +168,6 @@ def _path_keras_accepts(path: Path, tmp: Path) -> str:
     return str(link)
 
 
-def _first_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0] if lines else "unknown error"
-
-
 def _specs(tensors: list[Any], names: list[str]) -> tuple[TensorSpec, ...]:
     return tuple(
         TensorSpec(name, tuple(t.shape), str(getattr(t.dtype, "name", t.dtype)))
@@ -177,7 +175,47 @@ def _specs(tensors: list[Any], names: list[str]) -> tuple[TensorSpec, ...]:
     )
 
 
-def read(model: Model) -> ModelInfo:
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _zip_names(path: Path) -> set[str]:
+    with zipfile.ZipFile(path) as zf:
+        return set(zf.namelist())
+
+
+class KerasReader(FormatReader):
+    """A Keras model: a .keras zip archive holding config.json, or a legacy HDF5 (.h5) file."""
+
+    name = "keras"
+    suffixes = (".keras", ".h5", ".hdf5")
+
+    def sniff(self, path: Path) -> bool:
+        head = read_head(path, 8)
+        if head.startswith(_HDF5_MAGIC):
+            return True
+        if not head.startswith(_ZIP_MAGIC):
+            return False
+        try:
+            names = _zip_names(path)
+        except (zipfile.BadZipFile, OSError):
+            return False
+        return "config.json" in names or "metadata.json" in names
+
+    def refusal(self, path: Path) -> str | None:
+        if not read_head(path, 4).startswith(_ZIP_MAGIC):
+            return None
+        try:
+            _zip_names(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            return f"a damaged zip archive, not a readable .keras model ({exc})"
+        return "a zip archive without config.json, so not a .keras model"
+
+    def read(self, model: Model) -> ModelInfo:
+        return _describe(model)
+
+
+def _describe(model: Model) -> ModelInfo:
     km = load_keras(model)
     inputs = list(km.inputs)
     outputs = list(km.outputs)

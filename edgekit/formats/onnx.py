@@ -12,11 +12,15 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgekit.errors import ModelError
-from edgekit.formats import ModelInfo
-from edgekit.model import Dim, Model, Signature, TensorSpec
+from edgekit.errors import ModelError, first_line
+from edgekit.extras import require
+from edgekit.formats.base import FormatReader, ModelInfo
+from edgekit.signature import Dim, Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
 
 
 def _dtype(elem_type: int) -> str:
@@ -133,8 +137,7 @@ def _spec(value_info: Any) -> TensorSpec:
 
 def load_proto(model: Model, load_external_data: bool = False) -> Any:
     """Parse the model; external data is checked to stay in the folder before it is loaded."""
-    import onnx
-
+    onnx = require("onnx")
     try:
         proto = onnx.load(str(model.path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends
@@ -147,14 +150,9 @@ def load_proto(model: Model, load_external_data: bool = False) -> Any:
             load_external_data_for_model(proto, str(Path(model.path).parent))
         except Exception as exc:  # missing or short side files
             raise ModelError(
-                f"{model.path}: cannot read its external data ({_first_line(exc)})"
+                f"{model.path}: cannot read its external data ({first_line(exc)})"
             ) from None
     return proto
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _elements(path: Path, tensor_name: str, dims: Any) -> int:
@@ -173,7 +171,67 @@ def _op_name(node: Any) -> str:
     return op_type if not domain or domain == "ai.onnx" else f"{domain}.{op_type}"
 
 
-def read(model: Model) -> ModelInfo:
+def _parse_graph(path: Path) -> Any | None:
+    """The ModelProto when `path` parses as an ONNX model with a graph, else None.
+
+    Random bytes fail to parse or leave no graph; external data is not loaded.
+    """
+    from onnx import ModelProto
+
+    proto = ModelProto()
+    try:
+        with open(path, "rb") as fh:
+            proto.ParseFromString(fh.read())
+    except Exception:  # protobuf raises DecodeError and assorted RuntimeErrors on garbage
+        return None
+    if not (proto.ir_version > 0 and proto.HasField("graph") and len(proto.graph.node) > 0):
+        return None
+    return proto
+
+
+def _onnx_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnx") is not None
+
+
+class ONNXReader(FormatReader):
+    """An ONNX protobuf with a graph; its external data files are part of the model.
+
+    Without the onnx package a protobuf cannot be told from other bytes, so a file
+    named .onnx is taken at its word and reading it names the extra to install.
+    """
+
+    name = "onnx"
+    suffixes = (".onnx",)
+
+    def __init__(self) -> None:
+        self._parsed: tuple[Path, Any] | None = None  # sniff's parse, reused by files()
+
+    def sniff(self, path: Path) -> bool:
+        if not path.is_file():
+            return False
+        if not _onnx_installed():
+            return path.suffix.lower() == ".onnx"
+        proto = _parse_graph(path)
+        self._parsed = None if proto is None else (path, proto)
+        return proto is not None
+
+    def files(self, path: Path) -> list[Path]:
+        """The model and its external data files, refusing data that points outside the folder."""
+        parsed, self._parsed = self._parsed, None
+        if not _onnx_installed():
+            return [path]
+        proto = parsed[1] if parsed and parsed[0] == path else _parse_graph(path)
+        if proto is None:
+            return [path]
+        return [path, *(f for f in external_files(proto, path) if f.is_file())]
+
+    def read(self, model: Model) -> ModelInfo:
+        return _describe(model)
+
+
+def _describe(model: Model) -> ModelInfo:
     proto = load_proto(model)
     graph = proto.graph
     initializers = {t.name for t in graph.initializer}
@@ -242,7 +300,7 @@ def _generated_elements(path: Path, shape_tensor: Any) -> int:
         shape = numpy_helper.to_array(shape_tensor).reshape(-1).tolist()
     except Exception as exc:  # wrong byte count or data type for the declared dims
         raise ModelError(
-            f"{path}: the shape tensor '{name}' is damaged ({_first_line(exc)})"
+            f"{path}: the shape tensor '{name}' is damaged ({first_line(exc)})"
         ) from None
     if not all(isinstance(d, int) for d in shape):
         raise ModelError(f"{path}: the shape tensor '{name}' holds non-integers {shape}")

@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelError
-from edgekit.formats import ModelInfo
-from edgekit.model import Dim, Model, Signature, TensorSpec
+from edgekit.extras import require
+from edgekit.formats.base import FormatReader, ModelInfo, read_head
+from edgekit.signature import Dim, Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
 
 
 def port_name(port: Any, fallback: str) -> str:
@@ -49,8 +54,7 @@ def explain_error(exc: BaseException) -> str:
 
 
 def read_model(model: Model) -> Any:
-    import openvino as ov
-
+    ov = require("openvino")
     try:
         return ov.Core().read_model(str(model.path))
     except RuntimeError as exc:
@@ -66,14 +70,60 @@ def read_model(model: Model) -> Any:
         ) from None
 
 
-def read(model: Model) -> ModelInfo:
-    ov_model = read_model(model)
+def _xml_root(path: Path) -> str:
+    """The root tag of an XML file; ValueError (with the parser's reason) when it is not XML."""
+    import xml.etree.ElementTree as ET
+
     try:
-        return _describe(ov_model)
-    except UnicodeDecodeError:  # a name in a damaged IR (found by tests/test_fuzz.py)
-        raise ModelError(
-            f"{model.path}: a tensor or op name in this IR is not UTF-8 text; the file is damaged"
-        ) from None
+        return next(ET.iterparse(path, events=("start",)))[1].tag
+    except (ET.ParseError, StopIteration) as exc:
+        raise ValueError(str(exc) or "no root element") from None
+
+
+class OpenVINOReader(FormatReader):
+    """An OpenVINO IR: an XML file whose root is <net>, with its weights in a .bin beside it."""
+
+    name = "openvino"
+    suffixes = (".xml", ".bin")
+
+    def _looks_xml(self, path: Path) -> bool:
+        return read_head(path).lstrip().startswith(b"<")
+
+    def sniff(self, path: Path) -> bool:
+        if not self._looks_xml(path):
+            return False
+        try:
+            return _xml_root(path) == "net"
+        except ValueError:
+            return False
+
+    def files(self, path: Path) -> list[Path]:
+        bin_path = path.with_suffix(".bin")
+        if not bin_path.is_file():
+            raise ModelError(
+                f"{path}: OpenVINO IR without its weights file {bin_path.name}; "
+                "keep the .xml and .bin together in one folder"
+            )
+        return [path, bin_path]
+
+    def refusal(self, path: Path) -> str | None:
+        if not self._looks_xml(path):
+            return None
+        try:
+            root_tag = _xml_root(path)
+        except ValueError as exc:
+            return f"unreadable XML, not an OpenVINO IR ({exc})"
+        return f"XML whose root is <{root_tag}>, not an OpenVINO IR (<net>)"
+
+    def read(self, model: Model) -> ModelInfo:
+        ov_model = read_model(model)
+        try:
+            return _describe(ov_model)
+        except UnicodeDecodeError:  # a name in a damaged IR (found by tests/test_fuzz.py)
+            raise ModelError(
+                f"{model.path}: a tensor or op name in this IR is not UTF-8 text; "
+                "the file is damaged"
+            ) from None
 
 
 def _describe(ov_model: Any) -> ModelInfo:

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from edgekit.errors import ModelError
-from edgekit.formats import ModelInfo
-from edgekit.model import Model, Signature, TensorSpec
+from edgekit.errors import ModelError, first_line
+from edgekit.extras import require
+from edgekit.formats.base import FormatReader, ModelInfo
+from edgekit.signature import Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
 
 SERVING_KEY = "serving_default"
 
 
 def load_savedmodel(model: Model) -> Any:
-    import tensorflow as tf
-
+    tf = require("tensorflow")
     try:
         return tf.saved_model.load(str(model.path))
     except Exception as exc:  # TF raises many types for damaged folders
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"{model.path}: TensorFlow cannot load this SavedModel ({first})"
+            f"{model.path}: TensorFlow cannot load this SavedModel ({first_line(exc)})"
         ) from None
 
 
@@ -36,7 +39,33 @@ def serving_function(model: Model, loaded: Any) -> Any:
     )
 
 
-def read(model: Model) -> ModelInfo:
+_GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+
+class SavedModelReader(FormatReader):
+    """A TensorFlow SavedModel: a folder holding saved_model.pb (or .pbtxt)."""
+
+    name = "savedmodel"
+
+    def sniff(self, path: Path) -> bool:
+        return path.is_dir() and any((path / n).is_file() for n in _GRAPH_FILES)
+
+    def files(self, path: Path) -> list[Path]:
+        return sorted(f for f in path.rglob("*") if f.is_file())
+
+    def refusal(self, path: Path) -> str | None:
+        if not path.is_dir():
+            return None
+        return (
+            "is a folder but not a SavedModel (no saved_model.pb inside); "
+            "pass a model file or a SavedModel folder"
+        )
+
+    def read(self, model: Model) -> ModelInfo:
+        return _describe(model)
+
+
+def _describe(model: Model) -> ModelInfo:
     loaded = load_savedmodel(model)
     fn = serving_function(model, loaded)
     _, kwargs = fn.structured_input_signature

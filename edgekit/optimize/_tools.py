@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,7 +33,8 @@ def gzip_bytes(path: Path) -> int:
 def op_times(path: Path, feed: np.ndarray, *, runtime: str, threads: int | None = 1) -> dict:
     """Time per op type on `runtime` for one sample `feed` (`Session.op_times`: ms per
     inference where the runtime profiles, else the op histogram with the unit "op count")."""
+    from edgekit.bench.interleaved import sample_feeds
     from edgekit.runtimes import open_session
 
     with open_session(path, runtime, threads=threads) as session:
-        return session.op_times(feeds(feed, session.signature.inputs[0], 1, limit=1)[0])
+        return session.op_times(sample_feeds(feed, session.signature.inputs[0], 1, limit=1)[0])

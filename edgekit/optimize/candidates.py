@@ -30,6 +30,7 @@ class Candidate:
     parity: Any = None  # edgekit.verify.Parity against the baseline
     accuracy_drop: float | None = None  # points vs baseline (or disagreement when unlabelled)
     latency: dict[str, Any] | None = None  # edgekit.bench statistics, in ms
+    confusion: list[list[int]] | None = None  # rows: true class, columns: predicted
     meets_budget: bool = False
     error: str | None = None
 

@@ -275,16 +275,21 @@ def reference(run: Run) -> None:
     run.base.meets_budget = True
 
 
-def _accuracy(run: Run, outputs: list[list[np.ndarray]]) -> float | None:
-    """Top-1 accuracy from a model's raw first output on the eval feeds: a quantized
-    output's argmax is its dequantized one's (positive scale), and padding comes last."""
+def _accuracy(run: Run, outputs: list[list[np.ndarray]], c: Candidate) -> float | None:
+    """Top-1 accuracy from a model's raw first output on the eval feeds (its confusion
+    matrix kept on `c`): a quantized output's argmax is its dequantized one's (positive
+    scale), and padding comes last."""
     if not run.data.labelled:
         return None
     sizes = [len(next(iter(f.values()))) for f in run.feeds]  # samples per feed
     scores = np.concatenate(
         [np.asarray(o[0]).reshape(n, -1) for o, n in zip(outputs, sizes, strict=True)]
     )
-    return float(np.mean(scores[: len(run.data.y_eval)].argmax(1) == run.data.y_eval))
+    y = np.asarray(run.data.y_eval).astype(np.int64)
+    pred = scores[: len(y)].argmax(1)
+    k = max(scores.shape[1], int(y.max()) + 1)
+    c.confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).tolist()
+    return float(np.mean(pred == y))
 
 
 def verify(run: Run, c: Candidate) -> Candidate:
@@ -295,13 +300,13 @@ def verify(run: Run, c: Candidate) -> Candidate:
     m = load(c.path)
     c.size_bytes, c.gzip_bytes = m.size_bytes, T.gzip_bytes(c.path)
     if c is run.base:
-        c.accuracy = _accuracy(run, run.reference)
+        c.accuracy = _accuracy(run, run.reference, c)
         return c
     outputs: list[list[np.ndarray]] = []
     c.parity = compare_outputs(run.base_model, m, run.feeds, reference=run.reference,
                                precision=c.precision, dst_runtime=run.runtime,
                                collect=outputs)  # fmt: skip
-    c.accuracy = _accuracy(run, outputs)
+    c.accuracy = _accuracy(run, outputs, c)
     c.accuracy_drop = accuracy_drop(run.base, c, run.data.labelled)
     c.meets_budget = c.accuracy_drop <= run.max_drop + 1e-9
     return c

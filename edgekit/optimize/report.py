@@ -41,6 +41,7 @@ def _entry(c: Any, fmt: str, stats: dict[str, Any]) -> dict[str, Any]:
         "sparsity": stats.get("sparsity"),
         "accuracy": None if c.accuracy is None else round(c.accuracy, 6),
         "latency_ms": c.latency,
+        "confusion": c.confusion,
     }
 
 
@@ -102,7 +103,11 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
             "host_measurement": host is not None,
             "statistic": "median of interleaved edgekit.bench runs (round-robin over the models)",
         },
-        "data": {"source": data.source, "labelled": data.labelled},
+        "data": {
+            "source": data.source,
+            "labelled": data.labelled,
+            "preprocess": _preprocess(source),
+        },
         "baseline": _entry(baseline, fmt, run.before_stats),
         "optimized": _entry(chosen, fmt, run.after_stats),
         "parity": parity_dict(chosen.parity),
@@ -117,7 +122,7 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
         "kept_float": kept,
         "pruning": run.prune_info,
         "graph_opt": run.graph_info,
-        "layer_errors": [e.to_dict() for e in run.layer_errors[:20]],
+        "layer_errors": [e.to_dict() for e in run.layer_errors],
         "recovery": None
         if recovery is None
         else {
@@ -293,11 +298,23 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
-def write(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:
-    """Write report.json and report.md into `folder` atomically."""
-    from edgekit.outputs import atomic_write_text
+def _preprocess(src: Any) -> dict[str, Any] | None:
+    """The preprocess.json the data was prepared with (None: fed as stored)."""
+    from edgekit.data import Preprocess
 
-    return (
-        atomic_write_text(folder / "report.json", json.dumps(rep, indent=2) + "\n"),
+    pre = Preprocess.find_for(src.path)
+    return None if pre is None else pre.to_dict()
+
+
+def write(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    """Write report.json, report.md and report.html into `folder` atomically."""
+    from edgekit.outputs import atomic_write_text
+    from edgekit.reports import write_page
+
+    text = json.dumps(rep, indent=2) + "\n"
+    paths = (
+        atomic_write_text(folder / "report.json", text),
         atomic_write_text(folder / "report.md", markdown(rep)),
     )
+    write_page(json.loads(text), folder)  # from the JSON, as `edgekit report` rebuilds it
+    return paths

@@ -2,7 +2,7 @@
 
 A new runtime is one module with a `Runtime` subclass plus one line in
 `RUNTIMES`; nothing is imported until a runtime is used. Reference-only
-runtimes (`Runtime.reference_only`: Keras, TensorFlow) run a model in its own
+runtimes (`Runtime.reference_only`: Keras, TensorFlow, ONNX's reference evaluator) run a model in its own
 framework for parity and accuracy checks, so that `open_session` covers every
 format; `target_runtimes()` lists the others, the ones a model is deployed on.
 """
@@ -26,6 +26,7 @@ RUNTIMES: dict[str, str] = {
     "tflite-micro": "edgekit.runtimes.tflite_micro:TFLiteMicro",
     "keras": "edgekit.runtimes.keras:Keras",
     "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
+    "onnx-reference": "edgekit.runtimes.onnx_reference:OnnxReference",
 }
 
 # The runtime a format runs on when the user names none.

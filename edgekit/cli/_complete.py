@@ -1,0 +1,35 @@
+"""Shell completion of profile and runtime names (click's `shell_complete=` callbacks).
+
+Both read data only (the profile TOMLs, the runtime registry), never a framework, so a
+Tab press stays fast. Enable completion with the line for your shell in the README.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from click.shell_completion import CompletionItem
+
+
+def complete_profile(ctx: Any, param: Any, incomplete: str) -> list[CompletionItem]:
+    """Profile names that start with what was typed (and `auto` where deploy takes it)."""
+    from edgekit.errors import EdgekitError
+    from edgekit.profiles import list_profiles
+
+    try:
+        names = [p.name for p in list_profiles()]
+    except EdgekitError:  # a broken user profile must not break the shell
+        names = []
+    if ctx.command.name == "deploy":
+        names.append("auto")
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
+
+
+def complete_runtime(ctx: Any, param: Any, incomplete: str) -> list[CompletionItem]:
+    """Runtime names that start with what was typed: the targets, and for eval (which
+    scores a model on its own framework too) the reference runtimes as well."""
+    from edgekit.runtimes import REFERENCE_RUNTIME, RUNTIMES
+
+    references = set(REFERENCE_RUNTIME.values())  # data only: no runtime module is imported
+    names = set(RUNTIMES) if ctx.command.name == "eval" else set(RUNTIMES) - references
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]

@@ -1,0 +1,71 @@
+"""The base of every format reader: recognize a model by its content, then describe it.
+
+A reader is a small class with a `name` (a `Format` value), the `suffixes` its files
+usually carry (for messages and output names, never for detection), and four
+methods. `detect_format` asks each registered reader in turn; a new format is one
+module with a `FormatReader` subclass plus one line in `edgekit.formats.READERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from edgekit.model import Model
+    from edgekit.signature import Signature
+
+__all__ = ["FormatReader", "ModelInfo", "read_head"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a reader learns from a model without running it."""
+
+    signature: Signature
+    ops: dict[str, int]
+    params: int
+
+
+def read_head(path: Path, n: int = 64) -> bytes:
+    """The first `n` bytes of a file (b"" for a folder), for magic-number checks."""
+    if not path.is_file():
+        return b""
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+class FormatReader:
+    """One model format: detection from content, the files a model is made of, and reading."""
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def sniff(self, path: Path) -> bool:
+        """Whether the file or folder at `path` is, by its content, a model of this format.
+
+        Looks at magic bytes, archive layout, XML root or protobuf fields, never at the
+        extension alone; reads as little as it can and imports no framework unless
+        the format cannot be told apart without one.
+        """
+        raise NotImplementedError
+
+    def files(self, path: Path) -> list[Path]:
+        """The files that make up the model at `path` (which `sniff` accepted), model first.
+
+        Raises ModelError when a part is missing (an IR without its .bin) or unsafe.
+        """
+        return [path]
+
+    def refusal(self, path: Path) -> str | None:
+        """Why `path` looks like this format but is not a readable one, or None.
+
+        Called only when no reader accepted `path`, so that the error names the near
+        miss ("a zip archive without config.json") instead of a generic sentence.
+        """
+        return None
+
+    def read(self, model: Model) -> ModelInfo:
+        """The model's signature, operator histogram and parameter count, without running it."""
+        raise NotImplementedError

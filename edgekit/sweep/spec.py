@@ -1,0 +1,162 @@
+"""The sweep file: its schema, and its expansion into a grid of jobs with stable ids.
+
+A sweep file names models, profiles and configurations (the keywords `optimize`
+takes); every (model, profile, configuration) cell is one job. A job's id hashes
+what decides its result, so a rerun finds the jobs it already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import InputError
+
+# configuration key -> (accepted types, what it means); each is an `optimize` keyword.
+CONFIG_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a short label for tables and plots"),
+    "quantize": ((str,), "precision to try (none, fp32, fp16, dynamic, int8, ..., auto)"),
+    "prune": ((float, int), "fraction of weights to prune, between 0 and 1"),
+    "structured": ((bool,), "structured (channel) pruning instead of magnitude"),
+    "threads": ((int,), "inference threads of the timed step (default 1)"),
+    "max_accuracy_drop": ((float, int), "accuracy budget in points"),
+    "calib_samples": ((int,), "calibration samples"),
+    "max_float_layers": ((int,), "layers int8 may keep in float"),
+    "graph_opt": ((bool,), "graph optimizations before quantizing"),
+    "finetune_epochs": ((int,), "fine-tuning epochs after pruning"),
+    "seed": ((int,), "seed of generated data"),
+}
+TOP_KEYS = {"models", "profiles", "configs", "bundle", "calib_data", "eval_data"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cell of the grid: a model, a profile and one configuration."""
+
+    id: str
+    model: str
+    model_sha256: str
+    profile: str
+    config: dict[str, Any]
+    bundle: bool = True
+    calib_data: str | None = None
+    eval_data: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{Path(self.model).name} / {self.profile} / {self.config['name']}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sweep:
+    """A checked sweep file and the jobs it expands to, in grid order."""
+
+    path: Path | None
+    jobs: list[Job] = field(default_factory=list)
+
+
+def job_id(model_sha256: str, profile: str, config: dict[str, Any], version: str) -> str:
+    """Hash of what decides a job's result: the model's bytes, profile, configuration, edgekit."""
+    key = json.dumps(
+        {"model": model_sha256, "profile": profile, "config": config, "edgekit": version},
+        sort_keys=True,
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _where(source: str, key: str) -> str:
+    return f"{source}: '{key}'"
+
+
+def _check_config(i: int, cfg: Any, source: str) -> dict[str, Any]:
+    where = f"{source}: configs[{i}]"
+    if not isinstance(cfg, dict):
+        raise InputError(f"{where} is not a table; write it as a [[configs]] section")
+    unknown = sorted(set(cfg) - set(CONFIG_KEYS))
+    if unknown:
+        raise InputError(
+            f"{where} has unknown key '{unknown[0]}'; the keys are: {', '.join(CONFIG_KEYS)}"
+        )
+    for key, value in cfg.items():
+        types, meaning = CONFIG_KEYS[key]
+        # bool is an int in Python; a number key must not take true/false
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise InputError(f"{where}.{key} = {value!r} is not {meaning}")
+    if "prune" in cfg and not 0.0 < float(cfg["prune"]) < 1.0:
+        raise InputError(f"{where}.prune = {cfg['prune']} must be between 0 and 1")
+    if "threads" in cfg and cfg["threads"] < 1:
+        raise InputError(f"{where}.threads = {cfg['threads']} must be at least 1")
+    out = dict(cfg)
+    out.setdefault("name", f"config{i}")
+    return out
+
+
+def _str_list(data: dict[str, Any], key: str, source: str) -> list[str]:
+    value = data.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{_where(source, key)} must be a non-empty list of strings")
+    return value
+
+
+def expand(data: dict[str, Any], base: Path, source: str = "sweep") -> list[Job]:
+    """The jobs of a parsed sweep file; model and data paths are relative to `base`."""
+    from edgekit import __version__
+    from edgekit.model import load
+    from edgekit.profiles import load_profile
+
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise InputError(
+            f"{source}: unknown key '{unknown[0]}'; the keys are: {', '.join(sorted(TOP_KEYS))}"
+        )
+    models = _str_list(data, "models", source)
+    profiles = _str_list(data, "profiles", source)
+    raw_configs = data.get("configs", [{"name": "default"}])
+    if not isinstance(raw_configs, list) or not raw_configs:
+        raise InputError(f"{_where(source, 'configs')} must be one or more [[configs]] tables")
+    configs = [_check_config(i, c, source) for i, c in enumerate(raw_configs)]
+    names = [c["name"] for c in configs]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise InputError(f"{source}: two configs are named '{dup}'; give each its own name")
+    bundle = data.get("bundle", True)
+    if not isinstance(bundle, bool):
+        raise InputError(f"{_where(source, 'bundle')} must be true or false")
+    for name in profiles:
+        load_profile(name)  # an unknown profile is a user error now, not in every job
+    data_paths = {}
+    for key in ("calib_data", "eval_data"):
+        if key in data:
+            data_paths[key] = str((base / str(data[key])).resolve())
+
+    jobs = []
+    for m in models:
+        path = (base / os.path.expanduser(m)).resolve()
+        if not path.exists():
+            raise InputError(f"{source}: model '{m}' does not exist (looked at {path})")
+        sha = load(path).sha256
+        for prof in profiles:
+            for cfg in configs:
+                jid = job_id(sha, prof, {**cfg, **data_paths, "bundle": bundle}, __version__)
+                jobs.append(Job(jid, str(path), sha, prof, cfg, bundle, **data_paths))
+    return jobs
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and check a sweep TOML file and expand it to its jobs."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such sweep file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{p}: is not a readable TOML file ({exc})") from None
+    return Sweep(p, expand(data, p.parent, str(p)))

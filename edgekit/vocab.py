@@ -1,0 +1,105 @@
+"""The vocabulary edgekit's choices are made from: formats, precisions, architectures, dtypes.
+
+One home for each list: profile validation, CLI choices, help texts and error
+hints are generated from these, so a new name is added here once. A leaf module
+(standard library only), cheap to import from anywhere.
+"""
+
+from __future__ import annotations
+
+import platform
+from enum import StrEnum
+
+__all__ = [
+    "ARCHES",
+    "DTYPES",
+    "FLOAT_PRECISIONS",
+    "FORMAT_NAMES",
+    "INTEGER_PRECISIONS",
+    "PRECISIONS",
+    "PROFILE_FORMATS",
+    "RUNTIME_FORMATS",
+    "Format",
+    "Precision",
+    "normalize_arch",
+]
+
+
+class Format(StrEnum):
+    """The model formats edgekit reads."""
+
+    KERAS = "keras"
+    SAVEDMODEL = "savedmodel"
+    TFLITE = "tflite"
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+
+
+FORMAT_NAMES = [f.value for f in Format]
+
+# The formats a profile may name as its target: the ones a runtime on a device loads.
+PROFILE_FORMATS = (Format.TFLITE.value, Format.ONNX.value, Format.OPENVINO.value)
+
+
+class Precision(StrEnum):
+    """Numeric precisions a model can be converted or quantized to."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+    INT8_FLOAT_FALLBACK = "int8-float-fallback"  # int8 where possible, float ops elsewhere
+    DYNAMIC = "dynamic"  # int8 weights, activations quantized at run time
+    INT16X8 = "int16x8"  # int16 activations, int8 weights
+
+    @property
+    def is_float(self) -> bool:
+        """Weights and activations stay floating point (no calibration needed)."""
+        return self in FLOAT_PRECISIONS
+
+    @property
+    def is_integer(self) -> bool:
+        """Some tensors become integers (quantization)."""
+        return not self.is_float
+
+
+FLOAT_PRECISIONS = frozenset({Precision.FP32, Precision.FP16, Precision.BF16})
+INTEGER_PRECISIONS = frozenset(p for p in Precision if p not in FLOAT_PRECISIONS)
+
+# The precisions a profile may list, in the order they are shown (bf16 has no backend yet).
+PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "fp16", "int16x8", "fp32")
+
+ARCHES = ("x86_64", "aarch64", "armv7", "armv7m", "armv8m", "riscv64")
+
+# platform.machine() spellings -> the arch names profiles use.
+_ARCH_ALIASES = {
+    "amd64": "x86_64",
+    "x64": "x86_64",
+    "x86_64": "x86_64",
+    "arm64": "aarch64",
+    "aarch64": "aarch64",
+    "armv7l": "armv7",
+    "armv7": "armv7",
+    "armhf": "armv7",
+    "riscv64": "riscv64",
+}
+
+
+def normalize_arch(machine: str | None = None) -> str:
+    """The profile arch name for a `platform.machine()` spelling (this machine's when None)."""
+    name = (platform.machine() if machine is None else machine).lower()
+    return _ARCH_ALIASES.get(name, name)
+
+
+# numpy dtype names a profile may ask for at a model's inputs and outputs.
+DTYPES = ("float32", "float16", "int8", "uint8", "int16")
+
+# Which model formats each runtime loads. The runtime classes in edgekit/runtimes/
+# declare the same in their `formats` (tests/test_vocab.py holds them equal);
+# tflite-micro runs on microcontrollers and has no host runtime class.
+RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
+    "litert": ("tflite",),
+    "onnxruntime": ("onnx",),
+    "openvino": ("openvino", "onnx", "tflite", "savedmodel"),
+    "tflite-micro": ("tflite",),
+}
