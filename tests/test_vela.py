@@ -87,3 +87,35 @@ def test_coral_bundle_says_the_model_is_ready_for_the_compiler(
     assert comp["ran"] is False and "ready for the compiler" in comp["note"] and cmd in comp["note"]
     readme = (b.path / "README.md").read_text()
     assert "ready for edgetpu_compiler but was not compiled" in readme and cmd in readme
+
+
+def test_auto_prefers_the_fewest_cpu_fallback_ops_within_the_budget() -> None:
+    from edgekit.optimize.candidates import Candidate, choose
+
+    def cand(name: str, ms: float, cpu: int | None, ok: bool = True) -> Candidate:
+        return Candidate(name, "int8", latency={"median": ms}, cpu_ops=cpu, meets_budget=ok,
+                         accuracy_drop=0.0 if ok else 9.0)  # fmt: skip
+
+    fast_fallback, slow_npu, npu_over = (
+        cand("a", 1.0, 2),
+        cand("b", 3.0, 0),
+        cand("c", 0.5, 0, False),
+    )
+    chosen, met, _ = choose([fast_fallback, slow_npu, npu_over], 1.0, None)
+    assert chosen is slow_npu and met
+    # without the compiler's counts, the fastest within the budget wins as before
+    fast_fallback.cpu_ops = slow_npu.cpu_ops = None
+    assert choose([fast_fallback, slow_npu], 1.0, None)[0] is fast_fallback
+
+
+@needs_vela
+def test_compiler_figures_count_cpu_ops_of_a_candidate(shared_models: Path) -> None:
+    from edgekit.compilers import compiler_figures
+
+    prof = load_profile("ethos-u55-128")
+    assert compiler_figures(prof, shared_models / "hello_world_float.tflite")["cpu_ops"] == 3
+    assert compiler_figures(prof, shared_models / "micro_speech_quantized.tflite")["cpu_ops"] == 0
+    assert (
+        compiler_figures(load_profile("x86-avx2"), shared_models / "hello_world_float.tflite")
+        is None
+    )

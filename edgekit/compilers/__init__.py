@@ -13,6 +13,7 @@ import importlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from edgekit.errors import UnsupportedModelError
 if TYPE_CHECKING:
     from edgekit.profiles import Profile
 
-__all__ = ["COMPILERS", "find_tool", "run_compiler"]
+__all__ = ["COMPILERS", "compiler_figures", "find_tool", "run_compiler"]
 
 COMPILERS: dict[str, str] = {
     "vela": "edgekit.compilers.vela",
@@ -82,3 +83,19 @@ def run_compiler(prof: Profile, stage: Path, entry: str, warnings: list[str]) ->
             warnings.append(f"{argv[0]} left {info['figures'].get('cpu_ops', len(cpu))} ops on "
                             f"the CPU ({names}); see manifest compiler.figures.cpu_operators")  # fmt: skip
     return info
+
+
+def compiler_figures(prof: Profile, model: Path) -> dict[str, Any] | None:
+    """The figures `prof`'s compiler gives for `model`, compiled in a throwaway folder (for
+    comparing candidates); None where it has no compiler, the tool or its figures, or fails."""
+    from edgekit.errors import EdgekitError
+
+    if prof.compiler is None or prof.compiler.name not in COMPILERS:
+        return None
+    with tempfile.TemporaryDirectory(prefix="edgekit-compile-") as tmp:
+        entry = f"model{model.suffix}"
+        shutil.copyfile(model, Path(tmp) / entry)
+        try:
+            return run_compiler(prof, Path(tmp), entry, []).get("figures")
+        except EdgekitError:  # over a limit or refused: the candidate is judged without it
+            return None
