@@ -32,7 +32,7 @@ def _small_sram_profile(tmp_path: Path, sram: str) -> Path:
 def test_placement_reads_cpu_ops_by_name() -> None:
     out = ("CPU operators = 1 (33.3%)\n   CPU: Passthrough = dense/out (outputs [1, 1, 1, 16])\n"
            "NPU operators = 2 (66.7%)\n   NPU: Conv2D = conv (outputs [1, 4, 4, 8])\n")  # fmt: skip
-    assert placement(out) == {"npu_ops": 2, "cpu_ops": 1,
+    assert placement(out) == {"vela_npu_ops": 2, "vela_cpu_ops": 1,
                               "cpu_operators": [{"op": "Passthrough", "tensor": "dense/out"}]}  # fmt: skip
 
 
@@ -61,7 +61,8 @@ def test_float_ops_are_left_on_the_cpu_and_named(shared_models: Path, tmp_path: 
     shutil.copyfile(shared_models / "hello_world_float.tflite", tmp_path / "model.tflite")
     info = run_compiler(load_profile("ethos-u55-128"), tmp_path, "model.tflite", [])
     fig = info["figures"]
-    assert fig["npu_ops"] == 0 and fig["cpu_ops"] == 3
+    assert fig["npu_ops"] == 0 and fig["cpu_ops"] == 3 and fig["tflite_ops"] == 3
+    assert fig["cpu_op_types"] == {"FULLY_CONNECTED": 3}
     assert fig["cpu_operators"][-1]["tensor"] == "StatefulPartitionedCall:0"
 
 
@@ -119,3 +120,20 @@ def test_compiler_figures_count_cpu_ops_of_a_candidate(shared_models: Path) -> N
         compiler_figures(load_profile("x86-avx2"), shared_models / "hello_world_float.tflite")
         is None
     )
+
+
+@needs_vela
+def test_person_detect_all_on_the_npu_and_lstm_refused(shared_models: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from edgekit.compilers import run_compiler
+    from edgekit.errors import UnsupportedModelError
+
+    prof = load_profile("ethos-u55-128")
+    shutil.copyfile(shared_models / "person_detect.tflite", tmp_path / "model.tflite")
+    fig = run_compiler(prof, tmp_path, "model.tflite", [])["figures"]
+    assert (fig["tflite_ops"], fig["npu_ops"], fig["cpu_ops"]) == (31, 31, 0)
+    assert fig["sram_bytes"] == round(72.734375 * 1024)
+    shutil.copyfile(shared_models / "trained_lstm.tflite", tmp_path / "lstm.tflite")
+    with pytest.raises(UnsupportedModelError, match="UNIDIRECTIONAL_SEQUENCE_LSTM .* IFM must be"):
+        run_compiler(prof, tmp_path, "lstm.tflite", [])

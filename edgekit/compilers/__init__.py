@@ -40,8 +40,15 @@ def find_tool(name: str) -> str | None:
 
 
 def _last_error(text: str) -> str:
+    """The tool's own account of why: its first "Error:" line (and the reason under it),
+    else its last line that says it failed, else its last line."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    failed = [ln for ln in lines if "failed" in ln.lower() or ln.startswith("Error")]
+    for i, ln in enumerate(lines):
+        if "Error: " in ln:
+            why = ln[ln.index("Error: ") + len("Error: ") :]
+            detail = lines[i + 1].lstrip("- ") if i + 1 < len(lines) else ""
+            return f"{why} {detail}".strip() if detail.startswith(("IFM", "OFM")) else why
+    failed = [ln for ln in lines if "failed" in ln.lower()]
     return (failed or lines or ["no output"])[-1]
 
 

@@ -29,7 +29,8 @@ KIB = 1024
 
 
 def placement(stdout: str) -> dict[str, Any]:
-    """Op counts on the NPU and the CPU, and the CPU ops by op type and output tensor name."""
+    """Vela's own op counts (after its lowering of TFLite ops into NPU operations) and the
+    ops it left on the CPU, by op type and output tensor name, from its printout."""
     counts = {"NPU": 0, "CPU": 0}
     cpu: list[dict[str, str]] = []
     for line in stdout.splitlines():
@@ -39,7 +40,19 @@ def placement(stdout: str) -> dict[str, Any]:
         placed = _PLACED.match(line)
         if placed and placed.group(1) == "CPU":
             cpu.append({"op": placed.group(2), "tensor": placed.group(3)})
-    return {"npu_ops": counts["NPU"], "cpu_ops": counts["CPU"], "cpu_operators": cpu}
+    return {"vela_npu_ops": counts["NPU"], "vela_cpu_ops": counts["CPU"], "cpu_operators": cpu}
+
+
+def tflite_split(source: Path, compiled: Path) -> dict[str, Any]:
+    """The split in TFLite ops: the source's ops, and those still outside the ``ethos-u``
+    custom op in Vela's output model (the ones TFLM runs on the CPU)."""
+    from edgekit.model import load
+
+    total = sum(load(source).op_histogram.values())
+    left = {op: n for op, n in load(compiled).op_histogram.items() if op != "ethos-u"}
+    cpu = sum(left.values())
+    return {"tflite_ops": total, "cpu_ops": cpu, "npu_ops": max(total - cpu, 0),
+            "cpu_op_types": left}  # fmt: skip
 
 
 def _summary_csv(stage: Path, entry: str) -> dict[str, str]:
@@ -64,6 +77,7 @@ def figures(stage: Path, entry: str, stdout: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": "compiler estimate (Vela), not a measurement",
         **placement(stdout),
+        **tflite_split(stage / entry, stage / f"{Path(entry).stem}_vela.tflite"),
         "accelerator": row.get("accelerator_configuration"),
         "system_config": row.get("system_config"),
         "memory_mode": row.get("memory_mode"),
