@@ -135,5 +135,7 @@ def test_person_detect_all_on_the_npu_and_lstm_refused(shared_models: Path, tmp_
     assert (fig["tflite_ops"], fig["npu_ops"], fig["cpu_ops"]) == (31, 31, 0)
     assert fig["sram_bytes"] == round(72.734375 * 1024)
     shutil.copyfile(shared_models / "trained_lstm.tflite", tmp_path / "lstm.tflite")
-    with pytest.raises(UnsupportedModelError, match="UNIDIRECTIONAL_SEQUENCE_LSTM .* IFM must be"):
+    with pytest.raises(
+        UnsupportedModelError, match=r"lstm.tflite: UNIDIRECTIONAL_SEQUENCE_LSTM 'tfl.* IFM must be"
+    ):
         run_compiler(prof, tmp_path, "lstm.tflite", [])

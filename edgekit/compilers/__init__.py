@@ -45,7 +45,7 @@ def _last_error(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     for i, ln in enumerate(lines):
         if "Error: " in ln:
-            why = ln[ln.index("Error: ") + len("Error: ") :]
+            why = ln[ln.rindex("Error: ") + len("Error: ") :]
             detail = lines[i + 1].lstrip("- ") if i + 1 < len(lines) else ""
             return f"{why} {detail}".strip() if detail.startswith(("IFM", "OFM")) else why
     failed = [ln for ln in lines if "failed" in ln.lower()]
