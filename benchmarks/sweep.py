@@ -7,8 +7,9 @@
    sweep (this process, pinned to one core, nothing else of ours running), then as tasks
    of the two-worker sweep while the other worker builds: the medians must agree within
    +-5%, since every timed step holds its worker's `bench` resource and its own core.
-3. Remote overhead: one bundle timed by the device timing script run here, and through
-   the loopback SSH device (tests/sshd.py starts sshd on 127.0.0.1), interleaved; push,
+3. Remote overhead: one bundle timed by its own `run.py --bench` run here, and through
+   the loopback SSH device (tests/sshd.py starts sshd on 127.0.0.1; the device runs the
+   same run.py --bench), interleaved with `edgekit bench` on the same bundle; push,
    fingerprint, connect and round-trip times are reported apart from the samples.
 
 Usage: python benchmarks/sweep.py [--json results.json] [--repeats 3] [--skip-grid] [--skip-remote]
@@ -113,9 +114,9 @@ def throughput_and_fidelity(tmp: Path, repeats: int) -> dict[str, Any]:
 
 
 def remote_overhead(tmp: Path, repeats: int, runs: int) -> dict[str, Any]:
+    from edgekit.bench import benchmark
     from edgekit.deploy import deploy
     from edgekit.remote import remote_benchmark
-    from edgekit.remote.bench import HERE
     from tests.sshd import SSHDUnavailable, devices_toml, loopback_sshd
 
     model = tiny_onnx(tmp / "remote.onnx", width=512, layers=8)
@@ -123,12 +124,15 @@ def remote_overhead(tmp: Path, repeats: int, runs: int) -> dict[str, Any]:
     try:
         with loopback_sshd(tmp) as facts:
             devices = devices_toml(tmp / "devices.toml", facts, facts["host_key"])
-            local, remote, extra = [], [], []
+            local, remote, harness, extra = [], [], [], []
             for _ in range(repeats):
-                p = subprocess.run([sys.executable, str(HERE / "timing.py"), str(bundle),
+                # the bundle's own runner here, as the device runs it (run.py --bench)
+                p = subprocess.run([sys.executable, str(bundle / "run.py"), "--bench", "--json",
                                     "--runs", str(runs), "--warmup", "50", "--threads", "1"],
                                    capture_output=True, text=True, check=True)  # fmt: skip
-                local.append(statistics.median(json.loads(p.stdout)["samples_ns"]) / 1e6)
+                local.append(json.loads(p.stdout)["latency_ms"]["median"])
+                harness.append(benchmark(bundle, threads=1, warmup=50, min_runs=runs,
+                                         min_time=0).latency_ms["median"])  # fmt: skip
                 rep = remote_benchmark(
                     bundle, "loop", devices_file=devices, runs=runs, warmup=50, threads=1
                 )
@@ -140,7 +144,11 @@ def remote_overhead(tmp: Path, repeats: int, runs: int) -> dict[str, Any]:
         "runs": runs,
         "local_ms": local,
         "remote_ms": remote,
+        "edgekit_bench_ms": harness,
         "remote_over_local": round(statistics.median(remote) / statistics.median(local), 4),
+        "run_py_over_edgekit_bench": round(
+            statistics.median(local) / statistics.median(harness), 4
+        ),
         "first_push_ms": round(extra[0]["push_ms"], 1),
         "later_push_check_ms": round(statistics.median(e["push_ms"] for e in extra[1:]), 1)
         if repeats > 1

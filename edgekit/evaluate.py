@@ -134,11 +134,11 @@ class _Classifier:
         threads: int | None,
     ) -> None:
         from edgekit.model import load
-        from edgekit.runtimes import RUNTIMES, open_session
+        from edgekit.runtimes import REFERENCE_RUNTIMES, RUNTIMES, open_session
 
-        if runtime is not None and runtime not in RUNTIMES:
+        if runtime is not None and runtime not in RUNTIMES and runtime not in REFERENCE_RUNTIMES:
             # evaluate offers the references too (keras scores a .keras model): all, by name
-            valid = ", ".join(sorted(RUNTIMES))
+            valid = ", ".join(sorted({*RUNTIMES, *REFERENCE_RUNTIMES}))
             raise InputError(f"Unknown runtime {runtime!r}; valid runtimes: {valid}.")
         self.model = load(path)
         self.format = str(self.model.format)

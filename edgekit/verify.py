@@ -32,6 +32,7 @@ __all__ = [
     "Parity",
     "Runner",
     "Tolerance",
+    "compare_arrays",
     "compare_outputs",
     "fit_layout",
     "match_inputs",
@@ -346,6 +347,20 @@ def compare_outputs(
     if collect is not None:
         collect.extend(got)
     return _measure(reference, got, ssig, dsig, tol, precision, len(feeds))
+
+
+def compare_arrays(
+    reference: list[list[np.ndarray]],
+    got: list[list[np.ndarray]],
+    signature: Signature,
+    *,
+    precision: str = "fp32",
+    tolerance: float | None = None,
+) -> Parity:
+    """Parity of outputs already computed by one model (`signature`) run twice, e.g. here and
+    on another machine: `reference` and `got` hold one list of outputs per feed, in order."""
+    tol = tolerance_for(precision, tolerance)
+    return _measure(reference, got, signature, signature, tol, precision, len(reference))
 
 
 def _measure(

@@ -195,7 +195,10 @@ def test_cli_eval_json_and_errors(models, tmp_path):
 
 def test_unknown_runtime_lists_keras_too(models):
     _, paths = models
-    with pytest.raises(InputError, match="valid runtimes: keras, litert, onnxruntime"):
+    with pytest.raises(
+        InputError,
+        match="valid runtimes: keras, litert, onnx-reference, onnxruntime, openvino, tensorflow",
+    ):
         evaluate(paths["onnx"] if "onnx" in paths else paths["tflite"], "digits", runtime="trt")
     with pytest.raises(InputError, match="keras runtime runs only"):
         evaluate(paths["tflite"], "digits", runtime="keras")

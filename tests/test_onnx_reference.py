@@ -51,7 +51,7 @@ def test_onnx_runtime_refuses_the_old_opset(gemm6: Path) -> None:
 
 
 def test_reference_runtime_runs_the_old_opset(gemm6: Path) -> None:
-    from edgekit.runtimes import RUNTIMES, open_session
+    from edgekit.runtimes import RUNTIMES, get_runtime, open_session
 
     x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
     with open_session(gemm6, "onnx-reference") as sess:
@@ -62,6 +62,7 @@ def test_reference_runtime_runs_the_old_opset(gemm6: Path) -> None:
     init = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(gemm6)).graph.initializer}
     np.testing.assert_allclose(y, np.maximum(x @ init["W"] + init["B"], 0), rtol=1e-6)
     assert "onnx-reference" not in RUNTIMES  # never listed or benchmarked
+    assert get_runtime("onnx-reference").reference_only
 
 
 def test_old_opset_converts_to_openvino_verified_by_the_reference(

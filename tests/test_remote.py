@@ -130,7 +130,7 @@ def test_timeout_leaves_no_remote_process(sshd, bundle, tmp_path):
         remote_benchmark(bundle, "loop", devices_file=devices, runs=10**9, timeout_s=3)
     time.sleep(0.5)
     left = subprocess.run(
-        ["pgrep", "-u", sshd["user"], "-f", "timing-"], capture_output=True, text=True
+        ["pgrep", "-u", sshd["user"], "-f", "run.py --bench"], capture_output=True, text=True
     )
     assert left.stdout.strip() == "", left.stdout
 
@@ -143,7 +143,7 @@ def test_device_of_another_arch_is_refused(sshd, bundle, tmp_path):
     other = tmp_path / "arm"
     shutil.copytree(bundle, other)
     manifest = json.loads((other / "manifest.json").read_text())
-    manifest["profile"]["arch"] = "aarch64"
+    manifest["profile"]["target"]["arch"] = "aarch64"  # where a real manifest holds it
     (other / "manifest.json").write_text(json.dumps(manifest))
     devices = devices_toml(tmp_path / "devices.toml", sshd, sshd["host_key"])
     with pytest.raises(DeviceError, match="is x86_64, and bundle .* is for .*aarch64"):

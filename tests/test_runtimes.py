@@ -135,10 +135,18 @@ def test_missing_runtime_names_the_extra(monkeypatch):
 
 
 def test_every_format_opens_a_session_and_references_are_not_targets(tiny_models):
-    from edgekit.runtimes import RUNTIMES, default_runtime, reference_runtime, target_runtimes
+    from edgekit.runtimes import (
+        REFERENCE_RUNTIMES,
+        default_runtime,
+        get_runtime,
+        reference_runtime,
+        target_runtimes,
+    )
 
     assert target_runtimes() == ["litert", "onnxruntime", "openvino", "tflite-micro"]
-    assert {"keras", "tensorflow"} <= set(RUNTIMES)
+    assert {"keras", "tensorflow", "onnx-reference"} <= set(REFERENCE_RUNTIMES)
+    assert all(get_runtime(n).reference_only for n in REFERENCE_RUNTIMES)
+    assert not any(get_runtime(n).reference_only for n in target_runtimes())
     keras_model = edgekit.load(tiny_models["keras"])
     with open_session(keras_model) as session:  # no target runtime reads .keras: its reference
         assert session.runtime == "keras"

@@ -126,17 +126,25 @@ def test_grid_on_two_workers(models, engine, tmp_path):
 
 
 def test_deterministic_failure_is_recorded_not_retried(models, engine, tmp_path):
+    # an op no runtime has a kernel for: ONNX Runtime refuses the model, every time
+    import onnx
+    from onnx import TensorProto, helper
+
     from edgekit.sweep import load_sweep, run_sweep
 
-    # an ONNX model for a TFLite profile: edgekit has no ONNX-to-TFLite path, every time
-    text = (
-        'models = ["a.onnx"]\nprofiles = ["rpi4"]\n[[configs]]\nname = "bad"\nquantize = "int8"\n'
-    )
+    node = helper.make_node("NoSuchOp", ["x"], ["y"], domain="edgekit.test")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("edgekit.test", 1)]),
+              models / "bad.onnx")  # fmt: skip
+    text = 'models = ["bad.onnx"]\nprofiles = ["x86-avx2"]\n[[configs]]\nname = "bad"\nquantize = "none"\n'
+
     result = run_sweep(load_sweep(_sweep_file(models, "fail.toml", text)), tmp_path / "out",
                        engine=engine, retries=3)  # fmt: skip
     (rec,) = result.summary["jobs"]
     assert rec["status"] == "failed" and rec["attempt"] == 1
-    assert rec["error"] and "\n" not in rec["error"] and "cannot convert onnx" in rec["error"]
+    assert rec["error"] and "\n" not in rec["error"] and "NoSuchOp" in rec["error"]
     assert len(list((tmp_path / "out" / "jobs" / rec["id"]).glob("attempt-*.pid"))) == 1
     again = run_sweep(
         load_sweep(models / "fail.toml"), tmp_path / "out", engine=engine, resume=True

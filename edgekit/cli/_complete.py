@@ -28,8 +28,8 @@ def complete_profile(ctx: Any, param: Any, incomplete: str) -> list[CompletionIt
 def complete_runtime(ctx: Any, param: Any, incomplete: str) -> list[CompletionItem]:
     """Runtime names that start with what was typed: the targets, and for eval (which
     scores a model on its own framework too) the reference runtimes as well."""
-    from edgekit.runtimes import REFERENCE_RUNTIME, RUNTIMES
+    from edgekit.runtimes import REFERENCE_RUNTIMES, RUNTIMES
 
-    references = set(REFERENCE_RUNTIME.values())  # data only: no runtime module is imported
-    names = set(RUNTIMES) if ctx.command.name == "eval" else set(RUNTIMES) - references
+    # data only: no runtime module is imported
+    names = {*RUNTIMES, *REFERENCE_RUNTIMES} if ctx.command.name == "eval" else set(RUNTIMES)
     return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]

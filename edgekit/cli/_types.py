@@ -212,6 +212,7 @@ THREADS = PerCore()
 PROCESSES = Number(int, 1, PROCESSES_MAX)
 RUNS = Number(int, 1, RUNS_MAX)
 SEED = Number(int, 0, SEED_MAX)
+RETRIES = Number(int, 0, 100)  # resubmissions of a sweep job whose worker was lost
 BATCH = Number(int, 1, BATCH_MAX)
 EPOCHS = Number(int, 1, EPOCHS_MAX)
 PATIENCE = Number(int, 0, EPOCHS_MAX)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli._types import POSITIVE
 from edgekit.convert.graph import TARGETS
 
 
@@ -20,7 +21,7 @@ def debug_command() -> None:
 @click.argument("result", type=click.Path())
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Fix a dynamic input's shape (repeatable).")  # fmt: skip
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--tolerance", type=POSITIVE, default=None,
               help="Largest accepted absolute error per value (default: fp32's).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def diverge_command(
@@ -50,7 +51,7 @@ def diverge_command(
               help="Where the subgraph goes (default: MODEL_STEM.reduced.onnx here).")  # fmt: skip
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Fix a dynamic input's shape (repeatable).")  # fmt: skip
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--tolerance", type=POSITIVE, default=None,
               help="Largest accepted absolute output error (default: fp32's).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def reduce_command(

@@ -6,6 +6,7 @@ import click
 
 from edgekit.cli._complete import complete_profile
 from edgekit.cli._types import POSITIVE
+from edgekit.emulate import TARGETS as EMULATED
 
 
 @click.command("deploy")
@@ -22,6 +23,9 @@ from edgekit.cli._types import POSITIVE
 @click.option("--no-verify", is_flag=True, help="Skip the parity checks.")
 @click.option("--tolerance", type=POSITIVE, default=None, help="Largest accepted output error.")
 @click.option("--no-measure", is_flag=True, help="Skip the latency measurement.")
+@click.option("--verify-on", "verify_on", type=click.Choice(sorted(EMULATED)), default=None,
+              help="Also run the bundle under emulation (qemu-user) and check its outputs "
+                   "against this host's; the emulated run is never timed.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
 def deploy_command(
@@ -34,6 +38,7 @@ def deploy_command(
     no_verify: bool,
     tolerance: float | None,
     no_measure: bool,
+    verify_on: str | None,
     as_json: bool,
     trust_model: bool,
 ) -> None:
@@ -44,6 +49,8 @@ def deploy_command(
     int8 only) are checked before anything is written.
 
     Example: edgekit deploy model.keras --profile x86-avx2 --out bundle/ --archive
+
+    Example: edgekit deploy model.keras --profile rpi4 --out pi/ --verify-on emulated-aarch64
     """
     from edgekit.deploy import deploy
     from edgekit.inputs import parse_shapes
@@ -52,6 +59,14 @@ def deploy_command(
     b = deploy(model, profile, out, archive=archive, input_shapes=parse_shapes(input_shapes),
                verify=not no_verify, tolerance=tolerance, precision=precision,
                measure=not no_measure, trust_model=trust_model, log=log)  # fmt: skip
+    if verify_on:
+        from edgekit.emulate import verify_emulated
+        from edgekit.errors import VerificationError
+
+        check = verify_emulated(b.path, verify_on, tolerance=tolerance)
+        log(check.summary())
+        if not check.passed:
+            raise VerificationError(f"{b.path}: {check.summary()}")
     if as_json:
         from edgekit.cli._common import echo_json
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from edgekit.cli._common import console
+from edgekit.cli._types import RETRIES, THREADS, allow_oversubscribe_option
 
 
 def _table(summary: dict[str, Any]) -> None:
@@ -77,13 +78,14 @@ class _Progress:
 )  # fmt: skip
 @click.option("--address", help="Dask scheduler of --engine dask (tcp://HOST:8786).")
 @click.option(
-    "--workers", type=int, default=2, show_default=True,
+    "--workers", type=THREADS, default=2, show_default=True,
     help="Local workers (one thread and one core each).",
 )  # fmt: skip
 @click.option(
-    "--retries", type=int, default=2, show_default=True,
+    "--retries", type=RETRIES, default=2, show_default=True,
     help="Times a job is resubmitted when its worker is lost.",
 )  # fmt: skip
+@allow_oversubscribe_option
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress and no table.")
 def sweep_command(

@@ -2,7 +2,7 @@
 
 Steps: fingerprint the device (its arch must be the bundle profile's), push the
 bundle over SFTP into <workdir>/<manifest sha256>/ (skipped when a complete copy
-is there), run the timing script there under the device's `flock` (one benchmark
+is there), run the bundle's own `run.py --bench --json` there under the device's `flock` (one benchmark
 per device) and `timeout` (nothing is left running after a dropped connection),
 and turn the raw samples into a Report whose environment is the device's. Only
 on-device timings are samples; push, fingerprint and the SSH round trip are
@@ -68,14 +68,10 @@ def bundle_id(bundle: Path) -> str:
     return hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
 
 
-async def _push(conn: Any, bundle: Path, remote_dir: str, workdir: str, script: str) -> bool:
+async def _push(conn: Any, bundle: Path, remote_dir: str, workdir: str) -> bool:
     """Put the bundle into `remote_dir` unless a complete copy is there; True when it pushed."""
     async with conn.start_sftp_client() as sftp:
-        await sftp.makedirs(f"{workdir}/.edgekit", exist_ok=True)
-        if not await sftp.exists(script):
-            tmp = f"{script}.partial-{os.getpid()}"
-            await sftp.put(str(HERE / "timing.py"), tmp)
-            await sftp.posix_rename(tmp, script)
+        await sftp.makedirs(workdir, exist_ok=True)
         if await sftp.exists(f"{remote_dir}/{COMPLETE}"):
             return False
         partial = f"{remote_dir}.partial-{os.getpid()}-{time.time_ns()}"
@@ -108,7 +104,8 @@ async def _bench(
                 f"{(res.stderr or '').strip().splitlines()[-1:] or res.exit_status}"
             )
         env = environment(json.loads(res.stdout))
-        want = _arch(str(manifest.get("profile", {}).get("arch", "")))
+        prof = manifest.get("profile", {})
+        want = _arch(str((prof.get("target") or {}).get("arch") or prof.get("arch") or ""))
         if want and _arch(env["arch"]) != want:
             raise DeviceError(
                 f"device {device.name} is {env['arch']}, and bundle {bundle} is for "
@@ -117,12 +114,13 @@ async def _bench(
         workdir = device.remote_workdir
         sha = bundle_id(bundle)
         remote_dir = f"{workdir}/{sha}"
-        script = f"{workdir}/.edgekit/timing-{hashlib.sha256((HERE / 'timing.py').read_bytes()).hexdigest()[:16]}.py"
         t0 = pc()
-        remote["pushed"] = await _push(conn, bundle, remote_dir, workdir, script)
+        remote["pushed"] = await _push(conn, bundle, remote_dir, workdir)
         remote["push_ms"] = (pc() - t0) * 1e3
         remote["bundle_dir"] = remote_dir
-        args = [device.python, script, remote_dir, "--runs", str(runs), "--warmup", str(warmup)]
+        # the bundle's own runner times it (it checks every file's sha256 first)
+        args = [device.python, f"{remote_dir}/run.py", "--bench", "--json", "--runs", str(runs),
+                "--warmup", str(warmup)]  # fmt: skip
         if threads is not None:
             args += ["--threads", str(threads)]
         # flock: one benchmark per device; timeout: killed on the device even if we vanish
@@ -140,6 +138,9 @@ async def _bench(
     if res.exit_status != 0:
         last = (res.stderr or "").strip().splitlines()
         msg = last[-1] if last else f"exit status {res.exit_status}"
+        if "unrecognized arguments: --bench" in msg:
+            raise BundleError(f"bundle {bundle} has a run.py without --bench (made by an older "
+                              "edgekit); deploy it again")  # fmt: skip
         if msg.startswith("run.py: error: "):
             raise BundleError(f"on device {device.name}: {msg[len('run.py: error: ') :]}")
         raise DeviceError(f"the benchmark on device {device.name} failed: {msg}")

@@ -1,10 +1,11 @@
 """Inference runtimes behind one Session API, found through a registry.
 
 A new runtime is one module with a `Runtime` subclass plus one line in
-`RUNTIMES`; nothing is imported until a runtime is used. Reference-only
-runtimes (`Runtime.reference_only`: Keras, TensorFlow, ONNX's reference evaluator) run a model in its own
-framework for parity and accuracy checks, so that `open_session` covers every
-format; `target_runtimes()` lists the others, the ones a model is deployed on.
+`RUNTIMES` (the targets a model is deployed on and benchmarked with) or in
+`REFERENCE_RUNTIMES` (`Runtime.reference_only`: Keras, TensorFlow, ONNX's
+reference evaluator, which run a model in its own framework or specification for
+parity and accuracy checks, so that `open_session` covers every format). Nothing
+is imported until a runtime is used, so listing either table loads no framework.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ RUNTIMES: dict[str, str] = {
     "onnxruntime": "edgekit.runtimes.onnxruntime:OnnxRuntime",
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
     "tflite-micro": "edgekit.runtimes.tflite_micro:TFLiteMicro",
+}
+
+# Runtimes that check results and are never deployed on, listed as targets or benchmarked.
+REFERENCE_RUNTIMES: dict[str, str] = {
     "keras": "edgekit.runtimes.keras:Keras",
     "tensorflow": "edgekit.runtimes.tensorflow:TensorFlow",
     "onnx-reference": "edgekit.runtimes.onnx_reference:OnnxReference",
@@ -46,13 +51,11 @@ REFERENCE_RUNTIME = {
 
 def get_runtime(name: str) -> type[Runtime]:
     """The Runtime class registered under `name`."""
-    target = RUNTIMES.get(name)
+    target = RUNTIMES.get(name) or REFERENCE_RUNTIMES.get(name)
     if target is None:
-        targets = target_runtimes()
-        references = [n for n in RUNTIMES if n not in targets]
         raise InputError(
-            f"unknown runtime {name!r}; valid runtimes: {', '.join(targets)} "
-            f"(and, for parity checks, the references {', '.join(references)})"
+            f"unknown runtime {name!r}; valid runtimes: {', '.join(RUNTIMES)} "
+            f"(and, for parity checks, the references {', '.join(REFERENCE_RUNTIMES)})"
         )
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
@@ -60,7 +63,7 @@ def get_runtime(name: str) -> type[Runtime]:
 
 def target_runtimes() -> list[str]:
     """Names of the runtimes a model is deployed on (every runtime but the references)."""
-    return [name for name in RUNTIMES if not get_runtime(name).reference_only]
+    return list(RUNTIMES)
 
 
 def default_runtime(model: Model) -> str:
