@@ -96,8 +96,7 @@ def normalize_arch(machine: str | None = None) -> str:
 DTYPES = ("float32", "float16", "int8", "uint8", "int16")
 
 # Which model formats each runtime loads. The runtime classes in edgekit/runtimes/
-# declare the same in their `formats` (tests/test_vocab.py holds them equal);
-# tflite-micro runs on microcontrollers and has no host runtime class.
+# declare the same in their `formats` (tests/test_vocab.py holds them equal).
 RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
     "litert": ("tflite",),
     "onnxruntime": ("onnx",),

@@ -126,3 +126,32 @@ def tiny_onnx(path: Path, width: int = 32, layers: int = 2, batch: int | str = 1
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def int8_tflite(path: Path, size: int = 8, channels: int = 4) -> Path:
+    """A small Keras CNN (`size`x`size`x1 in) converted to full int8 TFLite with int8 I/O."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((size, size, 1), batch_size=1, name="image")
+    x = keras.layers.Conv2D(channels, 3, activation="relu", padding="same")(inp)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, name="logits")(x))
+    rng = np.random.default_rng(0)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: (
+        [rng.random((1, size, size, 1), dtype=np.float32)] for _ in range(16)
+    )
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+    return path
+
+
+@pytest.fixture(scope="session")
+def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`int8_tflite` at 8x8x1: a full-int8 model every TFLM and Vela test can run."""
+    return int8_tflite(tmp_path_factory.mktemp("int8") / "cnn_int8.tflite")

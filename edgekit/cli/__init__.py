@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "edgekit.cli.inspect_cmd:inspect_command",
     "devices": "edgekit.cli.devices_cmd:devices_command",
     "profiles": "edgekit.cli.profiles_cmd:profiles_command",
+    "targets": "edgekit.cli.targets_cmd:targets_command",
     "optimize": "edgekit.cli.optimize_cmd:optimize_command",
     "convert": "edgekit.cli.convert_cmd:convert_command",
     "deploy": "edgekit.cli.deploy_cmd:deploy_command",

@@ -326,7 +326,9 @@ def _assemble(
     req = get_runtime(host_rt).bundle_requirement(prof.providers)
     (stage / "requirements.txt").write_text(f"{req['requirement']}\nnumpy>=1.26\n")
     write_runner(stage)
-    (stage / "README.md").write_text(bundle_readme(prof, entry, req, chosen), encoding="utf-8")
+    (stage / "README.md").write_text(
+        bundle_readme(prof, entry, req, chosen, compiler), encoding="utf-8"
+    )
     shipped = load(stage / entry)
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,

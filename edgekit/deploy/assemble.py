@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.deploy.bundle import MANIFEST
-from edgekit.errors import BundleError, UnsupportedModelError
+from edgekit.errors import BundleError
 from edgekit.model import Model, sha256_file
 from edgekit.outputs import MARKER
 
@@ -165,18 +164,7 @@ def archive_bundle(folder: Path, name: str, dest: Path) -> None:
 
 
 def run_compiler(prof: Profile, stage: Path, entry: str, warnings: list[str]) -> dict[str, Any]:
-    """Run the profile's compiler step when its tool is on PATH; otherwise the README says how."""
-    assert prof.compiler is not None
-    argv = prof.compiler.argv(entry, ".")
-    info: dict[str, Any] = {"name": prof.compiler.name, "command": argv, "ran": False}
-    if shutil.which(argv[0]) is None:
-        warnings.append(f"{argv[0]} is not on PATH here; run `{' '.join(argv)}` in the bundle")
-        return info
-    before = {p.name for p in stage.iterdir()}
-    proc = subprocess.run(argv, cwd=stage, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise UnsupportedModelError(f"{argv[0]} failed on {entry}: {tail[0]}")
-    info["ran"] = True
-    info["outputs"] = sorted({p.name for p in stage.iterdir()} - before)
-    return info
+    """Run the profile's compiler step in the bundle (`edgekit.compilers.run_compiler`)."""
+    from edgekit.compilers import run_compiler as run
+
+    return run(prof, stage, entry, warnings)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,24 +11,42 @@ if TYPE_CHECKING:
 __all__ = ["bundle_readme"]
 
 
-def _compiler_section(profile: Profile, entry: str) -> list[str]:
+def _compiler_section(profile: Profile, entry: str, info: Mapping[str, Any] | None) -> list[str]:
+    """What the compiler made here, or, where it was not run, that the model is ready for it."""
     assert profile.compiler is not None
     argv = profile.compiler.argv(entry, ".")
-    tool = argv[0]
+    name = profile.compiler.name
+    if info is not None and info.get("ran"):
+        fig = info.get("figures") or {}
+        lines = [f"## Compiled with {name}", "",
+                 f"`{' '.join(argv)}` ran when this bundle was made; it wrote "
+                 f"{', '.join(f'`{o}`' for o in info.get('outputs', []))}."]  # fmt: skip
+        if "cpu_ops" in fig:
+            lines.append(f"Its estimates (manifest `compiler.figures`, the compiler's, not a "
+                         f"measurement): {fig.get('cpu_ops')} ops left on the CPU.")  # fmt: skip
+        return [*lines, ""]
     return [
-        f"## Compile with {profile.compiler.name}",
+        f"## Compile with {name}",
         "",
-        f"`{tool}` was not run here" + ("" if shutil.which(tool) else " (it is not on PATH)")
-        + "; run it on a machine that has it (Linux x86-64), in this folder:",
+        f"The model is ready for {name} but was not compiled (`{argv[0]}` is not installed "
+        "here); run it in this folder on a machine that has it:",
         "",
         "```",
         " ".join(argv),
         "```",
         "",
+        *_COMPILER_NEXT.get(name, []),
+    ]
+
+
+# What to do with each compiler's output on the target.
+_COMPILER_NEXT: dict[str, list[str]] = {
+    "edgetpu_compiler": [
         "It writes `model_edgetpu.tflite`; point `run.py --model` at that file and load it "
         "with the Edge TPU delegate (`libedgetpu`).",
         "",
-    ]  # fmt: skip
+    ],
+}
 
 
 def _tflite_micro_section(entry: str) -> list[str]:
@@ -37,7 +54,8 @@ def _tflite_micro_section(entry: str) -> list[str]:
         "## TensorFlow Lite for Microcontrollers",
         "",
         "Embed the model as a C array and size the tensor arena from the manifest's",
-        "`limits_checked.arena_bytes_estimate` (add headroom):",
+        "`limits_checked.arena_bytes_tflm` (TFLM's own planner, where it ran) or",
+        "`arena_bytes_estimate`:",
         "",
         "```",
         f"xxd -i {entry} > model_data.cc",
@@ -54,9 +72,12 @@ _RUNTIME_SECTIONS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
-def bundle_readme(profile: Profile, entry: str, requirement: dict[str, Any], precision: str) -> str:
+def bundle_readme(
+    profile: Profile, entry: str, requirement: dict[str, Any], precision: str,
+    compiler: Mapping[str, Any] | None = None,
+) -> str:  # fmt: skip
     """The bundle's README.md for `profile`, whose model file is `entry`, made at `precision`;
-    `requirement` is the runtime's `bundle_requirement`."""
+    `requirement` is the runtime's `bundle_requirement`, `compiler` what `run_compiler` did."""
     lines = [
         f"# {profile.name} bundle",
         "",
@@ -76,7 +97,7 @@ def bundle_readme(profile: Profile, entry: str, requirement: dict[str, Any], pre
         "",
     ]
     if profile.compiler is not None:
-        lines += _compiler_section(profile, entry)
+        lines += _compiler_section(profile, entry, compiler)
     section = _RUNTIME_SECTIONS.get(profile.runtime)
     if section is not None:
         lines += section(entry)

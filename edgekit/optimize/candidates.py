@@ -5,6 +5,8 @@ profile's order of preference) wins when it is not measurably slower: its latenc
 to the fastest has a confidence interval that includes 1 (from the raw samples of the
 one interleaved measurement), or, without samples, it is within SLOWER_MARGIN of it.
 When none meets the budget, the one with the smallest drop is kept, labelled as such.
+On a target whose compiler places ops (Vela for Ethos-U), the candidates with the fewest
+ops left on the CPU are chosen among first: host latency says nothing about the NPU.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Candidate:
     confusion: list[list[int]] | None = None  # rows: true class, columns: predicted
     meets_budget: bool = False
     error: str | None = None
+    cpu_ops: int | None = None  # ops the target's compiler leaves on the CPU (its estimate)
 
     @property
     def latency_ms(self) -> float | None:
@@ -57,6 +60,7 @@ class Candidate:
             "vs_baseline": self.vs_baseline,
             "meets_budget": self.meets_budget,
             "error": self.error,
+            "cpu_ops": self.cpu_ops,
         }
 
 
@@ -114,6 +118,15 @@ def fastest(pool: list[Candidate]) -> Candidate:
     return next(c for c in pool if c is best or _ties(c, best))
 
 
+def fewest_cpu_ops(pool: list[Candidate]) -> list[Candidate]:
+    """The candidates with the fewest CPU-fallback ops, where the compiler counted them."""
+    counted = [c for c in pool if c.cpu_ops is not None]
+    if not counted:
+        return pool
+    least = min(c.cpu_ops for c in counted)  # type: ignore[type-var]
+    return [c for c in counted if c.cpu_ops == least]
+
+
 def choose(
     ok: list[Candidate], max_drop: float, explicit: str | None
 ) -> tuple[Candidate, bool, str | None]:
@@ -122,7 +135,7 @@ def choose(
     meeting = [c for c in ok if c.meets_budget]
     if meeting:
         same = [c for c in meeting if c.precision == explicit] if explicit else []
-        return fastest(same or meeting), True, None
+        return fastest(fewest_cpu_ops(same or meeting)), True, None
     chosen = min(ok, key=lambda c: (c.accuracy_drop, c.latency_ms or 0.0))
     warning = (
         f"NO candidate meets the accuracy budget of {max_drop:g} points; tried "

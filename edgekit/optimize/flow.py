@@ -116,6 +116,7 @@ def run_flow(run: Run) -> Run:
         errs = "; ".join(f"{c.name}: {c.error}" for c in run.candidates)
         raise UnsupportedModelError(f"no candidate could be made for {run.prof.name}: {errs}")
     measure(run)
+    place(run)
     choose_candidate(run)
     say_slower(run)
     return run
@@ -436,6 +437,18 @@ def measure(run: Run) -> None:
     for c, lat, ratio in zip(models, lats, ratios(lats), strict=True):
         c.latency, c.vs_baseline = lat, ratio
     run.warnings += bench_warnings(models)
+
+
+def place(run: Run) -> None:
+    """Where the target's compiler (Vela) places each candidate's ops: CPU fallbacks counted."""
+    from edgekit.compilers import compiler_figures
+
+    if run.prof.compiler is None or run.prof.compiler.name != "vela":
+        return
+    run.say(f"compiling each candidate with {run.prof.compiler.name} to count CPU ops")
+    for c in run.candidates:
+        fig = compiler_figures(run.prof, c.path) if c.error is None and c.path else None
+        c.cpu_ops = None if fig is None else int(fig.get("cpu_ops", 0))
 
 
 def choose_candidate(run: Run) -> None:

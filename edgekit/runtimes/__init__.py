@@ -24,6 +24,7 @@ RUNTIMES: dict[str, str] = {
     "litert": "edgekit.runtimes.litert:LiteRT",
     "onnxruntime": "edgekit.runtimes.onnxruntime:OnnxRuntime",
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
+    "tflite-micro": "edgekit.runtimes.tflite_micro:TFLiteMicro",
     "torch": "edgekit.runtimes.torch:Torch",
 }
 
