@@ -14,33 +14,44 @@ EXPECTED = {
         "litert": True,
         "onnxruntime": False,
         "openvino": True,
+        "tflite-micro": True,
         "torch": False,
     },
     "micro_speech_quantized.tflite": {
         "litert": True,
         "onnxruntime": False,
         "openvino": True,
+        "tflite-micro": True,
         "torch": False,
     },
     "person_detect.tflite": {
         "litert": False,
         "onnxruntime": False,
         "openvino": False,
+        "tflite-micro": True,
         "torch": False,
     },
     "trained_lstm.tflite": {
         "litert": True,
         "onnxruntime": False,
         "openvino": False,
+        "tflite-micro": True,
         "torch": False,
     },
     "light_squeezenet.onnx": {
         "litert": False,
         "onnxruntime": True,
         "openvino": True,
+        "tflite-micro": False,
         "torch": False,
     },
-    "light_resnet50.onnx": {"litert": False, "onnxruntime": True, "openvino": True, "torch": False},
+    "light_resnet50.onnx": {
+        "litert": False,
+        "onnxruntime": True,
+        "openvino": True,
+        "tflite-micro": False,
+        "torch": False,
+    },
 }
 
 
