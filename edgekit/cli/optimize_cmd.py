@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from edgekit.cli._common import echo_json
+from edgekit.cli._common import echo_json, feed_options
 from edgekit.cli._complete import complete_profile
 from edgekit.cli._types import (
     EPOCHS,
@@ -48,6 +50,7 @@ from edgekit.optimize import QUANTIZE_CHOICES
     help="Fine-tuning epochs (default 8 structured, 4 magnitude).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+@feed_options
 def optimize_command(
     model: str,
     profile: str,
@@ -61,6 +64,8 @@ def optimize_command(
     threads: int | None,
     epochs: int | None,
     as_json: bool,
+    feed: Any,
+    accept_low_baseline: bool,
 ) -> None:
     """Make MODEL smaller and faster for a profile and prove what it cost.
 
@@ -87,6 +92,8 @@ def optimize_command(
         threads=threads,
         finetune_epochs=epochs,
         progress=say,
+        feed=feed,
+        accept_low_baseline=accept_low_baseline,
     )
     if as_json:
         echo_json(res.report)
