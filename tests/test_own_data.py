@@ -143,6 +143,20 @@ def test_every_verb_feeds_alike(own, tmp_path):
     assert rep["data"]["feed"]["description"] == r.feed["description"]
 
 
+def test_deploy_feeds_calibration_alike(own, tmp_path):
+    from edgekit.deploy import deploy
+
+    data = f"npz:{own['root'] / 'float.npz'}"
+    # verify=False: deploy's own parity check runs on generated inputs, not on this data
+    b = deploy(own["plain"], "rpi4", tmp_path / "bundle", precision="int8", measure=False,
+               verify=False, calib_data=data, eval_data=data)  # fmt: skip
+    opt = b.manifest["optimization"]["optimize"]
+    assert opt["baseline_accuracy"] == pytest.approx(own["plain_acc"], abs=1e-6)
+    assert opt["feed"]["source"] == "guess"
+    # int8 calibrated on the data as the model takes it stays near the float accuracy
+    assert opt["accuracy"] > own["plain_acc"] - 0.03
+
+
 def test_chance_rule():
     assert near_chance(0.1, 10) and near_chance(CHANCE_FACTOR / 10, 10)
     assert not near_chance(0.2, 10) and not near_chance(None, 10)

@@ -86,3 +86,14 @@ def test_a_failure_replays_what_was_captured(tmp_path):
     bad = subprocess.run([sys.executable, str(tmp_path / "s.py"), "1"], capture_output=True,
                          text=True, env=env, cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 1 and "C-LEVEL NOISE" in bad.stderr
+
+
+@pytest.mark.slow
+def test_demo_prints_no_framework_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "EDGEKIT_", "ABSL_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([sys.executable, str(ROOT / "samples" / "demo.py"), "--out",
+                          str(tmp_path), "--epochs", "1"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=3600)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert not FRAMEWORK_LINES.search(res.stdout + res.stderr), res.stdout + res.stderr
