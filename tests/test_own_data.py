@@ -183,3 +183,14 @@ def test_chance_baseline_is_never_within_budget(tmp_path):
     res = optimize(untrained, "x86-avx2", out=tmp_path / "o2", max_accuracy_drop=1,
                    accept_low_baseline=True, **kw)  # fmt: skip
     assert res.met_budget
+
+
+def test_bench_input_dataset_npz_is_fed_alike(own):
+    from edgekit.bench.inputs import load_npz
+
+    sig = load(own["plain"]).signature
+    feeds = load_npz(own["root"] / "u8.npz", sig)
+    raw = read_source(f"npz:{own['root'] / 'float.npz'}")
+    want = plan_feed(sig, raw).load(raw, splits=("test",)).x_test
+    got = np.concatenate([f[sig.inputs[0].name] for f in feeds])
+    np.testing.assert_allclose(got, want[: len(got)], atol=1e-6)
