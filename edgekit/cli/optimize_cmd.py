@@ -102,6 +102,9 @@ def optimize_command(
     from edgekit.reports import PAGE
     from edgekit.reports.summary import summary_table
 
+    fed = res.report["data"].get("feed")
+    if fed:
+        click.echo(f"feed: {fed['description']}", err=True)
     click.echo(f"optimized model: {res.model_path}; report: {res.markdown_path}")
     console().print(summary_table(res.report, res.report_path.parent / PAGE))
     for w in res.warnings:
