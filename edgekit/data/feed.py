@@ -201,6 +201,11 @@ def _guess(
             f"samples of shape {sample} from {raw.name} do not fit the model input "
             f"{tuple(dims)}; pass --resize/--layout or --preprocess."
         )
+    if sample is not None and len(sample) not in (2, 3):
+        raise InputError(
+            f"samples of shape {sample} from {raw.name} are not images, so they do not fit "
+            f"the model input {tuple(dims)}; pass data that matches the model's input."
+        )
     if any(d is None for d in dims):
         raise InputError(
             f"cannot fit images to the dynamic input shape {tuple(dims)}; pass --resize H,W."
