@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from edgekit.cli._types import POSITIVE
+
 # What --dataset (train, eval) accepts.
 DATA_SOURCES_HELP = (
     "digits, npz:PATH (arrays x, y[, x_test, y_test]) or images:DIR (a folder per class)."
@@ -78,7 +80,7 @@ def feed_options(f: Any) -> Any:
     options = [
         click.option("--preprocess", type=click.Path(exists=True, dir_okay=False),
                      help="preprocess.json to feed with (default: the one beside MODEL)."),
-        click.option("--scale", type=float, default=None,
+        click.option("--scale", type=POSITIVE, default=None,
                      help="Multiply stored values by this (default: 1/255 for uint8, 1 for "
                      "floats)."),
         click.option("--mean", callback=_floats, metavar="M[,M...]",
