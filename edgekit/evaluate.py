@@ -29,6 +29,7 @@ from edgekit.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
     from edgekit.data import Dataset, Preprocess
+    from edgekit.data.feed import FeedFlags, FeedPlan
     from edgekit.model import TensorSpec
 
 __all__ = ["EvalResult", "evaluate", "predict", "quantize", "dequantize"]
@@ -51,10 +52,12 @@ class EvalResult:
     confusion_matrix: list[list[int]]
     per_class: list[dict[str, Any]]
     class_names: list[str]
-    preprocess: str  # where the preprocessing came from: a path, "given" or "guessed"
+    preprocess: str  # where the preprocessing came from: a path, "given", "flags" or "guessed"
     batch_size: int
     wall_time_s: float
     reference: dict[str, Any] | None = None
+    feed: dict[str, Any] | None = None  # FeedPlan.to_dict(): what was applied, and why
+    warnings: list[str] = field(default_factory=list)
     predictions: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     outputs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
 
@@ -77,6 +80,8 @@ class EvalResult:
             "batch_size": self.batch_size,
             "wall_time_s": round(self.wall_time_s, 3),
             "reference": self.reference,
+            "feed": self.feed,
+            "warnings": self.warnings,
         }
 
 
@@ -192,35 +197,29 @@ class _Classifier:
         self.session.close()
 
 
-def _resolve_preprocess(
-    model_path: Path, preprocess: Preprocess | str | os.PathLike | None, runner: _Classifier
-) -> tuple[Preprocess, str]:
-    from edgekit.data import Preprocess
-
-    if isinstance(preprocess, Preprocess):
-        return preprocess, "given"
-    if preprocess is not None:
-        return Preprocess.load(preprocess), str(preprocess)
-    found = Preprocess.find_for(model_path)
-    if found is not None:
-        where = model_path / "preprocess.json" if model_path.is_dir() else None
-        if where is None or not where.is_file():
-            where = model_path.parent / "preprocess.json"
-        return found, str(where)
-    return Preprocess.guess(runner.input.shape or ()), "guessed"
+_PRE_LABEL = {"guess": "guessed", "flags": "flags"}
 
 
 def _feeds(
-    dataset: str | Dataset, pre: Preprocess, split: str
-) -> tuple[np.ndarray, np.ndarray, list[str], str]:
-    from edgekit.data import Dataset, load_dataset
+    dataset: str | Dataset,
+    runner: _Classifier,
+    model_path: Path,
+    preprocess: Preprocess | str | os.PathLike | None,
+    feed: FeedFlags | None,
+    split: str,
+) -> tuple[np.ndarray, np.ndarray, list[str], str, FeedPlan | None]:
+    """The scored split fed as `edgekit.data.feed.plan_feed` decides (a Dataset: as is)."""
+    from edgekit.data import Dataset, read_source
+    from edgekit.data.feed import plan_feed
 
     if isinstance(dataset, Dataset):
         x, y = dataset.split(split)
-        return x, y, dataset.class_names, dataset.source
-    ds = load_dataset(str(dataset), preprocess=pre, splits=(split,))  # only what is scored
+        return x, y, dataset.class_names, dataset.source, None
+    raw = read_source(str(dataset))
+    plan = plan_feed(runner.session.signature, raw, preprocess, feed, model_path=model_path)
+    ds = plan.load(raw, splits=(split,))  # only what is scored
     x, y = ds.split(split)
-    return x, y, ds.class_names, ds.source
+    return x, y, ds.class_names, ds.source, plan
 
 
 def predict(
@@ -247,6 +246,7 @@ def evaluate(
     reference: str | os.PathLike | None = None,
     *,
     preprocess: Preprocess | str | os.PathLike | None = None,
+    feed: FeedFlags | None = None,
     reference_runtime: str | None = None,
     split: str = "test",
     batch_size: int = 64,
@@ -258,9 +258,11 @@ def evaluate(
     ``dataset`` is a source string (``digits``, ``npz:PATH``, ``images:DIR``) or a
     loaded :class:`~edgekit.data.Dataset` (used as is). ``runtime`` is ``keras`` (for
     ``.keras`` models, the default for them), ``litert``, ``onnxruntime`` or
-    ``openvino``; None picks the format's natural one. Preprocessing comes from
-    ``preprocess`` (a Preprocess or a JSON path), else the ``preprocess.json`` beside
-    the model, else a plain guess from the input shape. With ``reference``, the same
+    ``openvino``; None picks the format's natural one. How the data feeds the model is
+    `edgekit.data.feed.plan_feed`'s decision (``preprocess``, a Preprocess or a JSON
+    path, else the ``preprocess.json`` beside the model, else the ``feed`` flags, else
+    a guess from the data), recorded in ``result.feed``. An accuracy at chance
+    (`edgekit.data.feed.near_chance`) adds a warning to ``result.warnings``. With ``reference``, the same
     samples also run through that model, and ``result.reference`` holds its
     accuracy, the top-1 agreement and the largest absolute difference of scores.
     Batches are ``batch_size`` when the model's batch axis is dynamic, else its
@@ -273,8 +275,7 @@ def evaluate(
     path = Path(model_path)
     runner = _Classifier(path, runtime, device, threads)
     try:
-        pre, pre_from = _resolve_preprocess(path, preprocess, runner)
-        x, y, class_names, source = _feeds(dataset, pre, split)
+        x, y, class_names, source, plan = _feeds(dataset, runner, path, preprocess, feed, split)
         if len(y) == 0:
             raise InputError(f"The {split} split of {source} is empty; nothing to evaluate.")
         scores, used_batch = runner.predict(x, batch_size)
@@ -296,8 +297,8 @@ def evaluate(
         try:
             ref_pre = Preprocess.find_for(ref_path)
             x_ref = x
-            if ref_pre is not None and ref_pre != pre and not _is_dataset(dataset):
-                x_ref, _, _, _ = _feeds(dataset, ref_pre, split)
+            if ref_pre is not None and plan is not None and ref_pre != plan.preprocess:
+                x_ref = _feeds(dataset, ref, ref_path, ref_pre, None, split)[0]
             ref_scores, _ = ref.predict(x_ref, batch_size)
         finally:
             ref.close()
@@ -312,6 +313,15 @@ def evaluate(
             "disagreements": int((ref_pred != pred).sum()),
             "max_abs_diff": float(np.abs(ref_scores - scores).max()) if same_shape else None,
         }
+    from edgekit.data.feed import chance_warning, near_chance
+
+    warnings = []
+    if near_chance(cls["accuracy"], len(class_names)):
+        warnings.append(chance_warning(cls["accuracy"], len(class_names)))
+    if plan is None:
+        pre_from = "given"
+    else:
+        pre_from = _PRE_LABEL.get(plan.source, plan.origin)
     return EvalResult(
         model=str(path),
         format=runner.format,
@@ -328,12 +338,8 @@ def evaluate(
         batch_size=used_batch,
         wall_time_s=time.perf_counter() - started,
         reference=ref_info,
+        feed=None if plan is None else plan.to_dict(),
+        warnings=warnings,
         predictions=pred,
         outputs=scores,
     )
-
-
-def _is_dataset(dataset: Any) -> bool:
-    from edgekit.data import Dataset
-
-    return isinstance(dataset, Dataset)

@@ -31,6 +31,7 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("build/demo"))
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (recipe default)")
+    parser.add_argument("--verbose", action="store_true", help="show the frameworks' output")
     args = parser.parse_args()
 
     from edgekit.cli import quiet_frameworks
@@ -89,4 +90,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from edgekit.cli._quiet import quiet_output
+
+    # the frameworks' own output stays off the terminal (replayed if the demo fails)
+    with quiet_output("--verbose" in sys.argv):
+        sys.exit(main())

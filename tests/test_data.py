@@ -241,3 +241,58 @@ def test_bad_source_through_cli_exits_2(bad_sources, case, tmp_path):
     assert proc.stderr.strip().count("\n") == 0  # one line
     assert not out.exists()
     assert not any(p.name.startswith(".run.tmp") for p in tmp_path.iterdir())
+
+
+# ---- plan_feed: how a dataset feeds a model ----------------------------------------------
+
+
+def _sig(*shape):
+    from edgekit.signature import Signature, TensorSpec
+
+    return Signature((TensorSpec("x", (None, *shape), "float32"),),
+                     (TensorSpec("y", (None, 10), "float32"),))  # fmt: skip
+
+
+def _npz(tmp_path, x):
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(len(x)) % 3)
+    return read_source(f"npz:{tmp_path / 'd.npz'}")
+
+
+def test_plan_feed_guess_looks_at_the_data(tmp_path):
+    from edgekit.data.feed import plan_feed
+
+    x = np.random.default_rng(0).random((12, 6, 6, 1), dtype=np.float32)
+    plan = plan_feed(_sig(6, 6, 1), _npz(tmp_path, x))
+    assert plan.source == "guess" and plan.preprocess.scale == 1.0
+    assert plan.describe().startswith("feeding x as stored: float32 in [")
+    assert "shape (N, 6, 6, 1)" in plan.describe()
+    np.testing.assert_array_equal(plan.preprocess.apply(x), x)
+    u8 = (x * 255).astype(np.uint8)
+    plan = plan_feed(_sig(6, 6, 1), _npz(tmp_path, u8))
+    assert plan.preprocess.scale == pytest.approx(1 / 255) and plan.describe().startswith(
+        "preprocessing from guess"
+    )
+    # float images of another size are resized to the model's, and the line says so
+    plan = plan_feed(_sig(12, 12, 1), _npz(tmp_path, x))
+    assert plan.preprocess.input_shape == (12, 12, 1) and "resized to 12x12" in plan.describe()
+
+
+def test_plan_feed_flags_and_as_is(tmp_path):
+    from edgekit.data.feed import FeedFlags, plan_feed
+
+    x = np.random.default_rng(0).random((12, 6, 6, 3), dtype=np.float32)
+    raw = _npz(tmp_path, x)
+    flags = FeedFlags(mean=(0.1, 0.2, 0.3), std=(0.5, 0.5, 0.5), layout="nchw")
+    plan = plan_feed(_sig(3, 6, 6), raw, flags=flags)
+    assert (
+        plan.source == "flags"
+        and plan.origin == "--mean 0.1,0.2,0.3 --std 0.5,0.5,0.5 --layout nchw"
+    )
+    out = plan.preprocess.apply(x)
+    want = ((x - np.float32([0.1, 0.2, 0.3])) / np.float32(0.5)).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(out, want, rtol=1e-6)
+    assert plan_feed(_sig(6, 6, 3), raw, flags=FeedFlags(as_is=True)).source == "flags"
+    with pytest.raises(InputError, match="--as-is"):
+        plan_feed(_sig(3, 6, 6), raw, flags=FeedFlags(as_is=True))
+    with pytest.raises(InputError, match="do not fit"):
+        plan_feed(_sig(5), raw)

@@ -30,6 +30,8 @@ def load_npz(path: str | os.PathLike, signature: Any) -> list[dict[str, np.ndarr
     except (OSError, ValueError) as exc:
         raise InputError(f"{p}: is not a readable .npz file ({exc})") from None
     names = [t.name for t in signature.inputs]
+    if set(arrays) != set(names) and "x" in arrays and "y" in arrays and len(names) == 1:
+        return _dataset_feeds(p, signature)
     if set(arrays) != set(names):
         raise InputError(
             f"{p}: holds arrays {sorted(arrays)}, but the model's inputs are {names}; "
@@ -48,6 +50,23 @@ def load_npz(path: str | os.PathLike, signature: Any) -> list[dict[str, np.ndarr
     if count == 0:
         raise InputError(f"{p}: holds zero samples")
     return [{n: np.ascontiguousarray(a[i]) for n, a in arrays.items()} for i in range(count)]
+
+
+def _dataset_feeds(path: Path, signature: Any) -> list[dict[str, np.ndarray]]:
+    """Samples of a dataset npz (x, y[, x_test, y_test]), fed as every verb feeds them
+    (`edgekit.data.feed.plan_feed`): up to INPUT_SAMPLES of the test split, one a feed."""
+    from edgekit.data import read_source
+    from edgekit.data.feed import plan_feed
+
+    raw = read_source(f"npz:{path}")
+    ds = plan_feed(signature, raw).load(raw, splits=("test",))
+    spec = signature.inputs[0]
+    x = ds.x_test[:INPUT_SAMPLES]
+    if np.issubdtype(np.dtype(spec.dtype), np.integer):
+        from edgekit.evaluate import quantize
+
+        x = quantize(x, spec)
+    return [{spec.name: np.ascontiguousarray(x[i : i + 1])} for i in range(len(x))]
 
 
 def _feed_bytes(feeds: Mapping[str, np.ndarray]) -> int:

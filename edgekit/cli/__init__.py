@@ -53,8 +53,10 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgekit")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option("--verbose", is_flag=True,
+              help="Show the frameworks' own output (TensorFlow, NNCF, ...) too.")  # fmt: skip
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """edgekit: optimize, verify, benchmark and deploy neural networks for edge hardware.
 
     Example: edgekit inspect model.tflite --json
@@ -81,8 +83,11 @@ def _sigterm_as_interrupt() -> None:
 
 
 def quiet_frameworks() -> None:
-    """Keep TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) off the user's terminal."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Keep TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) off the user's terminal;
+    `edgekit.cli._quiet.quiet_output` keeps the rest of the frameworks' output off it."""
+    from edgekit.cli._quiet import quiet_environment
+
+    quiet_environment()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,14 +95,19 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _sigterm_as_interrupt()
     sys.unraisablehook = _keep_interrupts(sys.unraisablehook)
-    quiet_frameworks()
+    from edgekit.cli._quiet import quiet_output
+
+    verbose = "--verbose" in args or os.environ.get("EDGEKIT_VERBOSE") == "1"
+    if not verbose:
+        quiet_frameworks()
     try:
-        code = run(args)
-        if code == 130:
-            # An interrupt that cut a framework's import short leaves half-built objects
-            # whose destructors complain at shutdown; the user asked to stop, not for those.
-            sys.unraisablehook = lambda _unraisable: None
-        sys.exit(code)
+        with quiet_output(verbose):
+            code = run(args)
+            if code == 130:
+                # An interrupt that cut a framework's import short leaves half-built objects
+                # whose destructors complain at shutdown; the user asked to stop, not those.
+                sys.unraisablehook = lambda _unraisable: None
+            sys.exit(code)
     finally:
         _ignore_sigterm_while_exiting()
 

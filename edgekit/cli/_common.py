@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import sys
 from typing import Any
 
 import click
+
+from edgekit.cli._types import POSITIVE
 
 # What --dataset (train, eval) accepts.
 DATA_SOURCES_HELP = (
@@ -72,3 +76,64 @@ def resolve_model(model: str, trust_model: bool, example_input: tuple[str, ...])
     if not is_factory(model):
         return model
     return str(export_factory(model, example_input, trust_model))
+
+
+def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """`--mean 0.5,0.4,0.3` -> (0.5, 0.4, 0.3)."""
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, got {value!r}.") from None
+    if not all(math.isfinite(v) for v in out):
+        raise click.BadParameter(f"expected finite numbers, got {value!r}.")
+    return out
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """`--resize 28,28` -> (28, 28)."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"expected H,W (two positive whole numbers), got {value!r}.")
+    return int(parts[0]), int(parts[1])
+
+
+_FEED_NAMES = ("preprocess", "scale", "mean", "std", "layout", "resize", "as_is")
+
+
+def feed_options(f: Any) -> Any:
+    """How a verb's data feeds the model (`edgekit.data.feed.plan_feed`), the same options
+    on every verb that feeds data. The command receives ``feed`` (a FeedFlags) and
+    ``accept_low_baseline`` instead of the separate options."""
+    options = [
+        click.option("--preprocess", type=click.Path(exists=True, dir_okay=False),
+                     help="preprocess.json to feed with (default: the one beside MODEL)."),
+        click.option("--scale", type=POSITIVE, default=None,
+                     help="Multiply stored values by this (default: 1/255 for uint8, 1 for "
+                     "floats)."),
+        click.option("--mean", callback=_floats, metavar="M[,M...]",
+                     help="Subtract per channel, after --scale."),
+        click.option("--std", callback=_floats, metavar="S[,S...]",
+                     help="Divide per channel, after --mean."),
+        click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default=None,
+                     help="The layout the model takes (default: from its input shape)."),
+        click.option("--resize", callback=_size, metavar="H,W", help="Resize images to H,W."),
+        click.option("--as-is", is_flag=True,
+                     help="Feed the arrays exactly as stored (only shape is checked)."),
+        click.option("--accept-low-baseline", is_flag=True,
+                     help="Accept a baseline accuracy at chance as right."),
+    ]  # fmt: skip
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from edgekit.data.feed import FeedFlags
+
+        kwargs["feed"] = FeedFlags(**{k: kwargs.pop(k) for k in _FEED_NAMES})
+        return f(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from edgekit.cli._common import factory_options, resolve_model
+from edgekit.cli._common import factory_options, feed_options, resolve_model
 from edgekit.cli._complete import complete_profile
 from edgekit.cli._types import POSITIVE
 from edgekit.emulate import TARGETS as EMULATED
@@ -30,6 +32,10 @@ from edgekit.emulate import TARGETS as EMULATED
                    "against this host's; the emulated run is never timed.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--trust-model", is_flag=True, help="Allow code embedded in a Keras model to run.")
+@click.option("--calib-data", default=None,
+              help="Calibration data for integer precisions: digits, npz:FILE, images:DIR.")  # fmt: skip
+@click.option("--eval-data", default=None, help="Evaluation data (default: --calib-data's).")
+@feed_options
 def deploy_command(
     model: str,
     profile: str,
@@ -44,6 +50,10 @@ def deploy_command(
     as_json: bool,
     trust_model: bool,
     example_input: tuple[str, ...],
+    calib_data: str | None,
+    eval_data: str | None,
+    feed: Any,
+    accept_low_baseline: bool,
 ) -> None:
     """Convert MODEL for a hardware profile and write a verified, checksummed bundle.
 
@@ -62,7 +72,10 @@ def deploy_command(
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     b = deploy(model, profile, out, archive=archive, input_shapes=parse_shapes(input_shapes),
                verify=not no_verify, tolerance=tolerance, precision=precision,
-               measure=not no_measure, trust_model=trust_model, log=log)  # fmt: skip
+               measure=not no_measure, trust_model=trust_model, log=log,
+               calib_data=calib_data, eval_data=eval_data,
+               feed=feed if feed.given() or feed.preprocess else None,
+               accept_low_baseline=accept_low_baseline)  # fmt: skip
     if verify_on:
         from edgekit.emulate import verify_emulated
         from edgekit.errors import VerificationError

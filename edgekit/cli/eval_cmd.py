@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from edgekit.cli._common import DATA_SOURCES_HELP, echo_json, factory_options, resolve_model
+from edgekit.cli._common import (
+    DATA_SOURCES_HELP,
+    echo_json,
+    factory_options,
+    feed_options,
+    resolve_model,
+)
 from edgekit.cli._complete import complete_runtime
 from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
 
@@ -33,11 +40,7 @@ from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
 )
 @click.option("--reference-runtime", metavar="NAME", help="Runtime for --reference.",
               shell_complete=complete_runtime)  # fmt: skip
-@click.option(
-    "--preprocess",
-    type=click.Path(exists=True, dir_okay=False),
-    help="preprocess.json to feed with (default: the one beside MODEL).",
-)
+@feed_options
 @click.option(
     "--split",
     type=click.Choice(["test", "val", "train"]),
@@ -64,7 +67,8 @@ def eval_command(
     runtime: str | None,
     reference: str | None,
     reference_runtime: str | None,
-    preprocess: str | None,
+    feed: Any,
+    accept_low_baseline: bool,
     split: str,
     batch_size: int,
     device: str | None,
@@ -89,13 +93,18 @@ def eval_command(
         dataset,
         runtime=runtime,
         reference=reference,
-        preprocess=preprocess,
+        feed=feed,
         reference_runtime=reference_runtime,
         split=split,
         batch_size=batch_size,
         device=device,
         threads=threads,
     )
+    if r.feed:
+        click.echo(f"feed: {r.feed['description']}", err=True)
+    if not accept_low_baseline:
+        for w in r.warnings:
+            click.echo(f"WARNING: {w}", err=True)
     if html_path:
         import json
 

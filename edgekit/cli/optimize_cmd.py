@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from edgekit.cli._common import echo_json, factory_options, resolve_model
+from edgekit.cli._common import echo_json, factory_options, feed_options, resolve_model
 from edgekit.cli._complete import complete_profile
 from edgekit.cli._types import (
     EPOCHS,
@@ -49,6 +51,7 @@ from edgekit.optimize import QUANTIZE_CHOICES
     help="Fine-tuning epochs (default 8 structured, 4 magnitude).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+@feed_options
 def optimize_command(
     model: str,
     profile: str,
@@ -64,6 +67,8 @@ def optimize_command(
     as_json: bool,
     example_input: tuple[str, ...],
     trust_model: bool,
+    feed: Any,
+    accept_low_baseline: bool,
 ) -> None:
     """Make MODEL smaller and faster for a profile and prove what it cost.
 
@@ -91,6 +96,8 @@ def optimize_command(
         threads=threads,
         finetune_epochs=epochs,
         progress=say,
+        feed=feed,
+        accept_low_baseline=accept_low_baseline,
     )
     if as_json:
         echo_json(res.report)
@@ -99,6 +106,9 @@ def optimize_command(
     from edgekit.reports import PAGE
     from edgekit.reports.summary import summary_table
 
+    fed = res.report["data"].get("feed")
+    if fed:
+        click.echo(f"feed: {fed['description']}", err=True)
     click.echo(f"optimized model: {res.model_path}; report: {res.markdown_path}")
     console().print(summary_table(res.report, res.report_path.parent / PAGE))
     for w in res.warnings:

@@ -5,7 +5,9 @@ A dataset source is a string: ``digits`` (scikit-learn's 8x8 digits), ``npz:PATH
 sub-folder per class). ``load_dataset`` reads the source, splits it with a fixed seed
 and applies a :class:`Preprocess`, the record of how training fed the model; it is
 saved as ``preprocess.json`` next to the model so calibration, evaluation and
-deployment feed the model exactly as training did.
+deployment feed the model exactly as training did. ``plan_feed`` is the one decision of
+how a source feeds a model (a saved file, flags, or a guess from the data) that every verb
+shares.
 
 Example::
 
@@ -26,6 +28,7 @@ from edgekit.data.dataset import (
     load_dataset,
     read_source,
 )
+from edgekit.data.feed import FeedFlags, FeedPlan, plan_feed
 from edgekit.data.npz import read_npz
 from edgekit.data.preprocess import LAYOUTS, Preprocess
 
@@ -33,10 +36,13 @@ __all__ = [
     "LAYOUTS",
     "SOURCES",
     "Dataset",
+    "FeedFlags",
+    "FeedPlan",
     "Preprocess",
     "RawData",
     "iter_batches",
     "load_dataset",
+    "plan_feed",
     "read_npz",
     "read_source",
 ]

@@ -233,6 +233,10 @@ def deploy(
     threads: int | None = None,
     trust_model: bool = False,
     log: Callable[[str], None] | None = None,
+    calib_data: Any = None,
+    eval_data: Any = None,
+    feed: Any = None,
+    accept_low_baseline: bool = False,
 ) -> Bundle:
     """Convert (and quantize) `model` for `profile` and write a verified bundle at `out`.
 
@@ -242,7 +246,10 @@ def deploy(
     `optimizer(model, profile, precision, work_dir) -> Model`, which defaults to
     `edgekit.optimize.optimize`. `input_shapes` fixes dynamic dimensions (a static-
     shape profile gets batch 1 for a dynamic batch dimension when none is given).
-    `archive` also writes ``<out>.tar.gz``. Raises LimitError before anything is
+    `archive` also writes ``<out>.tar.gz``. `calib_data`, `eval_data`, `feed` and
+    `accept_low_baseline` go to the default optimizer (`edgekit.optimize.optimize`): the
+    data fed as `edgekit.data.feed.plan_feed` decides, recorded in the manifest's
+    ``optimization``. Raises LimitError before anything is
     written when the model breaks one of the profile's limits.
     """
     from edgekit.model import load
@@ -250,6 +257,14 @@ def deploy(
     from edgekit.verify import model_precision
 
     say = log or (lambda _msg: None)
+    if optimizer is None and (calib_data is not None or feed is not None):
+        import functools
+
+        from edgekit.deploy.precision import default_optimizer
+
+        optimizer = functools.partial(default_optimizer, calib_data=calib_data,
+                                      eval_data=eval_data, feed=feed,
+                                      accept_low_baseline=accept_low_baseline)  # fmt: skip
     src = model if isinstance(model, Model) else load(model, trust_model=trust_model)
     auto_info = None
     if isinstance(profile, str) and profile == "auto":

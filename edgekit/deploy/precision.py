@@ -23,21 +23,37 @@ INT_PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "int16x8")
 Optimizer = Callable[[Model, "Profile", str, Path], Model]
 
 
-def default_optimizer(model: Model, profile: Profile, precision: str, work: Path) -> Model:
+def default_optimizer(
+    model: Model,
+    profile: Profile,
+    precision: str,
+    work: Path,
+    *,
+    calib_data: object = None,
+    eval_data: object = None,
+    feed: object = None,
+    accept_low_baseline: bool = False,
+) -> Model:
     """Quantize the source through `edgekit.optimize.optimize` (the seam deploy uses for int8).
 
     The optimize pass converts to the profile's format itself (TFLite quantization
     needs the Keras or SavedModel source), so it gets the source model. Its verdict
-    (budget met, warnings) rides on the returned model as ``optimize_report``.
+    (budget met, warnings, accuracies, how the data was fed) rides on the returned model
+    as ``optimize_report``. The data keywords are optimize's own.
     """
     from edgekit.model import load
     from edgekit.optimize import optimize
 
-    result = optimize(model.path, profile, out=str(work), quantize=precision, measure=False)
+    result = optimize(model.path, profile, out=str(work), quantize=precision, measure=False,
+                      calib_data=calib_data, eval_data=eval_data, feed=feed,
+                      accept_low_baseline=accept_low_baseline)  # fmt: skip
     made = load(result.model_path)
     made.__dict__["optimize_report"] = {
         "met_budget": result.met_budget,
         "warnings": list(result.warnings),
+        "baseline_accuracy": result.report["baseline"].get("accuracy"),
+        "accuracy": result.report["optimized"].get("accuracy"),
+        "feed": result.report["data"].get("feed"),
     }
     return made
 

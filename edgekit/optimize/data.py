@@ -28,6 +28,12 @@ class Data:
     y_val: np.ndarray | None
     source: str  # where it came from, for the report
     labelled: bool
+    feed: dict | None = None  # FeedPlan.to_dict() of the evaluation data: what was applied
+
+    @property
+    def num_classes(self) -> int:
+        """Classes among the evaluation labels (0 when unlabelled)."""
+        return 0 if self.y_eval is None or not len(self.y_eval) else int(self.y_eval.max()) + 1
 
 
 def _input_shape(model: Any) -> tuple[Any, ...]:
@@ -37,34 +43,25 @@ def _input_shape(model: Any) -> tuple[Any, ...]:
     return tuple(spec.shape)
 
 
-def _dataset_from(spec: Any, model: Any, **only: Any) -> Any:
-    """A Dataset from a source string, a Dataset, or None. `only` (load_dataset's `splits`
-    and `sample_train`) limits what is read and preprocessed."""
-    from edgekit.data import Dataset, Preprocess, load_dataset
+def _dataset_from(spec: Any, model: Any, feed: Any, plans: list, **only: Any) -> Any:
+    """A Dataset from a source string, a Dataset, or None, fed as
+    `edgekit.data.feed.plan_feed` decides (the plan is appended to `plans`). `only`
+    (load_dataset's `splits` and `sample_train`) limits what is read and preprocessed."""
+    from edgekit.data import Dataset, read_source
+    from edgekit.data.feed import plan_feed
 
     if spec is None or isinstance(spec, Dataset):
         return spec
-    pre = Preprocess.find_for(model.path)
     shape = _input_shape(model)
     try:
-        if pre is not None:
-            ds = load_dataset(str(spec), pre, **only)
-        else:
-            dims = [d for d in shape[1:]]
-            image = len(dims) == 3 and all(isinstance(d, int) for d in dims)
-            if image and dims[-1] in (1, 3):
-                ds = load_dataset(str(spec), image_size=(dims[0], dims[1]), channels=dims[-1],
-                                  normalize=False, **only)  # fmt: skip
-            elif image and dims[0] in (1, 3):
-                ds = load_dataset(str(spec), layout="nchw", image_size=(dims[1], dims[2]),
-                                  channels=dims[0], normalize=False, **only)  # fmt: skip
-            else:
-                # A model without preprocess.json takes the data as it is stored.
-                ds = load_dataset(str(spec), normalize=False, **only)
+        raw = read_source(str(spec))
+        plan = plan_feed(model.signature, raw, None, feed, model_path=model.path)
+        ds = plan.load(raw, **only)
     except EdgekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad data argument
         raise DatasetError(f"cannot read calibration data {spec!r}: {first_line(exc)}") from None
+    plans.append(plan)
     want = tuple(d for d in shape[1:])
     got = tuple((ds.x_test if len(ds.x_test) else ds.x_train).shape[1:])
     if len(want) != len(got) or any(
@@ -101,21 +98,26 @@ def resolve_data(
     warnings: list[str],
     seed: int,
     fine_tune: bool = False,
+    feed: Any = None,
 ) -> Data:
     """Calibration and evaluation data. Only what is used is read: a sample of the training
     split for calibration and the test split for evaluation, unless `fine_tune` (pruning
-    a Keras model) needs the whole training and validation splits."""
+    a Keras model) needs the whole training and validation splits. `feed` (FeedFlags) is
+    how the user said the data feeds the model; calibration and evaluation are fed alike."""
     from edgekit.inputs import generate_inputs
 
     rng = np.random.default_rng(seed)
     if calib_data is None:
         calib_data = _recipe_dataset(model.path)
+    plans: list = []
     if fine_tune:
-        cds = _dataset_from(calib_data, model)
+        cds = _dataset_from(calib_data, model, feed, plans)
     else:
         splits = ("train", "test") if eval_data is None else ("train",)
-        cds = _dataset_from(calib_data, model, splits=splits, sample_train=calib_samples)
-    eds = cds if eval_data is None else _dataset_from(eval_data, model, splits=("test",))
+        cds = _dataset_from(calib_data, model, feed, plans, splits=splits,
+                            sample_train=calib_samples)  # fmt: skip
+    eds = cds if eval_data is None else _dataset_from(eval_data, model, feed, plans,
+                                                      splits=("test",))  # fmt: skip
     if cds is None:
         feeds = generate_inputs(model.signature, count=max(calib_samples, 16), seed=seed)
         name = model.signature.inputs[0].name
@@ -139,4 +141,5 @@ def resolve_data(
         f"{cds.source} (calibration: {len(calib)} train samples; eval: "
         f"{len(eds.x_test)} test samples of {eds.source})",
         True,
+        plans[-1].to_dict() if plans else None,
     )

@@ -52,6 +52,8 @@ def optimize(
     measure: bool = True,
     seed: int = 0,
     progress: Any = None,
+    feed: Any = None,
+    accept_low_baseline: bool = False,
 ) -> OptimizeResult:
     """Make `model` smaller and faster for `profile`, prove what it cost, write it to `out`.
 
@@ -75,6 +77,11 @@ def optimize(
     numbers the report labels host measurements. Calibration data defaults
     to the dataset of the `edgekit train` run the model came from; without any, random
     inputs are used and the report says accuracy is unproven.
+
+    `feed` (`edgekit.data.feed.FeedFlags`) says how the data feeds the model, for
+    calibration and evaluation alike (`edgekit.data.feed.plan_feed`). A baseline at
+    chance (`edgekit.data.feed.near_chance`) is warned about loudly and never meets the
+    budget unless `accept_low_baseline`.
     """
     from edgekit.model import load
     from edgekit.optimize import report as R
@@ -109,7 +116,7 @@ def optimize(
             )
 
     data = resolve_data(src, calib_data, eval_data, calib_samples, warnings, seed,
-                        fine_tune=bool(prune) and fine_tunes(src_fmt))  # fmt: skip
+                        fine_tune=bool(prune) and fine_tunes(src_fmt), feed=feed)  # fmt: skip
     n_threads, threads_from = threads_for(threads, prof)
     # The lock makes a second run on `out` fail at once; atomic_dir builds the output
     # beside it and puts it in place only when everything succeeded, and refuses to
@@ -130,6 +137,7 @@ def optimize(
             max_drop=max_accuracy_drop, threads=n_threads, epochs=finetune_epochs,
             max_float_layers=max_float_layers, graph_opt=graph_opt, measure=measure, say=say,
         ))  # fmt: skip
+        _check_baseline(run, data, accept_low_baseline)
         copy_model(run.chosen.path, tmp / T.MODEL_FILE[fmt])
         rep = R.build_report(run, source=src, threads_from=threads_from,
                              elapsed_s=round(time.time() - started, 1))  # fmt: skip
@@ -143,6 +151,20 @@ def optimize(
         met_budget=bool(rep["meets_budget"]),
         warnings=list(rep["warnings"]),
     )
+
+
+def _check_baseline(run: Any, data: Any, accept: bool) -> None:
+    """A baseline at chance is said loudly, and its budget is not met unless accepted."""
+    from edgekit.data.feed import chance_warning, near_chance
+
+    acc = run.base.accuracy if run.base is not None else None
+    if not data.labelled or not near_chance(acc, data.num_classes):
+        return
+    run.warnings.insert(0, chance_warning(acc, data.num_classes))
+    if not accept:
+        run.met = False
+        run.warnings.insert(1, "the accuracy budget is NOT called met against a baseline at "
+                            "chance; pass --accept-low-baseline if this baseline is right")  # fmt: skip
 
 
 # --- what the run can do, from the conversion graph and the pass table -------------------

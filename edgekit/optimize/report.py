@@ -112,6 +112,7 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
             "source": data.source,
             "labelled": data.labelled,
             "preprocess": _preprocess(source),
+            "feed": data.feed,
         },
         "baseline": _entry(baseline, fmt, run.before_stats),
         "optimized": _entry(chosen, fmt, run.after_stats),
