@@ -267,6 +267,8 @@ def deploy(
     # A source already quantized in the profile's format ships as it is.
     prequantized = str(src.format) == prof.format and model_precision(src) == "int8"
     chosen, why = choose_precision(prof, precision)
+    # Weights alone too large at the shipped precision: said before any conversion runs.
+    check_limits(with_input_shapes(src, shapes), prof, stage="source", precision=chosen)
     if prequantized and chosen in INT_PRECISIONS:
         why = "the source is already quantized"
     say(f"profile {prof.name}: {prof.format} on {prof.runtime}/{prof.device_label}, "
