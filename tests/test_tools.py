@@ -54,7 +54,9 @@ def test_list_and_remove(tmp_path: Path) -> None:
     res = run_cli("tools", "remove", "onnx2tf", env=env)
     assert res.returncode == 0 and "removed onnx2tf" in res.stdout
     assert not (tmp_path / TOOLS["onnx2tf"].folder_name).exists()
-    assert_user_error(run_cli("tools", "install", "nosuchtool", env=env), "unknown tool 'nosuchtool'")
+    assert_user_error(
+        run_cli("tools", "install", "nosuchtool", env=env), "unknown tool 'nosuchtool'"
+    )
 
 
 def test_unwritable_cache_folder_is_one_sentence(tmp_path: Path) -> None:

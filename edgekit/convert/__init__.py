@@ -76,6 +76,8 @@ class ConversionResult:
     precision: str = "fp32"
     warnings: list[str] = field(default_factory=list)
     reference: str | None = None  # the runtime the source's outputs came from, when verified
+    # Inputs the result takes in another layout than the source: {"x": "nhwc"} (onnx2tf).
+    layouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
@@ -99,6 +101,7 @@ class ConversionResult:
             "verified": self.verified,
             "reference": self.reference,
             "warnings": self.warnings,
+            "input_layouts": self.layouts,
         }
 
 
@@ -256,11 +259,13 @@ def convert(
                     if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
                         notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
                                      f"by {' and '.join(tools)}")  # fmt: skip
+                layouts = _layouts(src, final, notes)
                 if reference is not None and reference.notes:
                     notes.append(f"verified against {reference.runtime}: "
                                  f"{'; '.join(reference.notes)}")  # fmt: skip
                 return ConversionResult(src, final, formats, tools, attempts, parity, precision,
-                                        notes, reference.runtime if parity else None)  # fmt: skip
+                                        notes, reference.runtime if parity else None,
+                                        layouts)  # fmt: skip
 
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -273,6 +278,18 @@ def convert(
         raise UnsupportedModelError(
             f"{src.path}: cannot convert to {to}: {tried}; {_next_step(src, to, opts)}"
         )
+
+
+def _layouts(src: Model, final: Model, notes: list[str]) -> dict[str, str]:
+    """Inputs that the result takes channels-last where the source takes channels-first."""
+    out: dict[str, str] = {}
+    for a, b in zip(src.signature.inputs, final.signature.inputs, strict=False):
+        sa, sb = list(a.shape or ()), list(b.shape or ())
+        if len(sa) == 4 and sa != sb and [sa[0], sa[2], sa[3], sa[1]] == sb:
+            out[b.name] = "nhwc"
+            notes.append(f"input '{b.name}': the {final.format} model takes NHWC {sb} where the "
+                         f"source takes NCHW {sa}; feed it transposed (0, 2, 3, 1)")  # fmt: skip
+    return out
 
 
 def _next_step(src: Model, to: str, opts: EdgeOptions, verified: bool = False) -> str:

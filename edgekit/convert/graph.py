@@ -60,7 +60,7 @@ EDGES: tuple[Edge, ...] = (
     Edge("onnx", "openvino", "OpenVINO ONNX frontend", "openvino_frontend", "openvino"),
     Edge("tflite", "openvino", "OpenVINO TFLite frontend", "openvino_frontend", "openvino"),
     Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
-    Edge("onnx", "tflite", "onnx2tf (tool env)", "onnx_tflite", "onnx2tf"),
+    Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
     Edge("onnx", "onnx", "onnx.version_converter", "onnx_opset", "onnx"),
     Edge("onnx", "onnx", "onnxslim", "onnx_simplify", "onnxslim"),
 )

@@ -45,7 +45,9 @@ def simplify(src: Model, out: Path, verify: bool = True) -> Path:
     try:
         slim = onnxslim.slim(proto)
     except Exception as exc:  # onnxslim raises whatever its passes raise
-        raise UnsupportedModelError(f"{src.path}: onnxslim cannot simplify it: {reason(exc)}") from None
+        raise UnsupportedModelError(
+            f"{src.path}: onnxslim cannot simplify it: {reason(exc)}"
+        ) from None
     if slim is None:
         raise UnsupportedModelError(f"{src.path}: onnxslim returned no model")
     onnx.save(slim, str(out))

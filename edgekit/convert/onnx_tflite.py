@@ -48,7 +48,10 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
         np.save(work / _SAMPLE, rng.random((20, 128, 128, 3), dtype=np.float32))
         args = ["-i", str(onnx_in), "-o", str(work / "out"), "-n"]
         if opts.input_shapes:
-            args += ["-ois", *(f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items())]
+            args += [
+                "-ois",
+                *(f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items()),
+            ]
         try:
             proc = run_tool("onnx2tf", args, cwd=work, timeout=_TIMEOUT_S)
         except subprocess.TimeoutExpired:

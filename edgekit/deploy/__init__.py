@@ -179,7 +179,8 @@ def _make_model(
         made.parity = res.parity.to_dict() if res.parity is not None else None
         warnings += res.warnings
         made.conversion = {"path": res.path, "tools": res.tools,
-                           "attempts": [a.to_dict() for a in res.attempts]}  # fmt: skip
+                           "attempts": [a.to_dict() for a in res.attempts],
+                           "input_layouts": res.layouts}  # fmt: skip
         say(f"converted via {res.path_str}")
     if chosen == "fp16":
         made.optimization["passes"].append({"name": "fp16 weights", "precision": "fp16"})

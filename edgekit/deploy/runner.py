@@ -93,6 +93,28 @@ def make_inputs(signature: dict[str, Any], path: str | None) -> list[np.ndarray]
     return feeds
 
 
+def to_model_layout(manifest: dict[str, Any], feeds: list[np.ndarray]) -> list[np.ndarray]:
+    """Transpose NCHW inputs (the source's layout) for a model that takes NHWC.
+
+    A model converted from ONNX by onnx2tf takes images channels-last; the manifest
+    says so under conversion.input_layouts, and inputs given as the source took
+    them (N, C, H, W) are fed (N, H, W, C).
+    """
+    layouts = manifest.get("conversion", {}).get("input_layouts") or {}
+    out = []
+    for s, x in zip(manifest["signature"]["inputs"], feeds):  # noqa: B905
+        want = s["shape"] or []
+        if layouts.get(s["name"]) == "nhwc" and x.ndim == 4 and len(want) == 4:
+            t = x.transpose(0, 2, 3, 1)
+            if list(x.shape) != list(want) and all(
+                not isinstance(d, int) or d < 1 or d == n
+                for d, n in zip(want, t.shape)  # noqa: B905
+            ):
+                x = t
+        out.append(x)
+    return out
+
+
 def run_tflite(model_path: str, feeds: list[np.ndarray], manifest: dict[str, Any]) -> Outputs:
     """LiteRT, else tflite_runtime, else TensorFlow's interpreter; on the CPU."""
     try:
@@ -181,7 +203,7 @@ def run(folder: str, input_path: str | None = None, model: str | None = None) ->
     """
     manifest = load_manifest(folder)
     model_path = model or os.path.join(folder, manifest["model"]["entry"])
-    feeds = make_inputs(manifest["signature"], input_path)
+    feeds = to_model_layout(manifest, make_inputs(manifest["signature"], input_path))
     runner = RUNNERS.get(manifest["format"])
     if runner is None:
         fail(f"this run.py cannot run {manifest['format']} models")
