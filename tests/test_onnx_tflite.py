@@ -133,3 +133,20 @@ def test_large_onnx_refused_for_cortex_m_before_conversion(tmp_path: Path) -> No
     assert_user_error(res, "1,500,000 parameters", "cortex-m's max_model_bytes of 1 MiB")
     assert time.monotonic() - started < 60  # no conversion, no calibration ran
     assert not (tmp_path / "b").exists()
+
+
+def test_int8_tflite_from_onnx(tmp_path: Path, onnx2tf_env: None) -> None:
+    """The SavedModel onnx2tf writes is quantized by the TFLite backend; the calibration
+    inputs, made in the ONNX model's NCHW layout, are transposed for it."""
+    from edgekit.model import load
+    from edgekit.optimize import optimize
+    from edgekit.verify import compare_outputs, model_precision
+
+    src = conv_relu(tmp_path / "conv.onnx")
+    res = optimize(src, "rpi4", out=tmp_path / "o", quantize="int8", measure=False)
+    assert res.report["optimized"]["precision"] == "int8"
+    assert "the onnx source was converted first: onnx -> savedmodel" in res.report["warnings"]
+    q = load(res.model_path)
+    assert model_precision(q) == "int8" and list(q.signature.inputs[0].shape) == [1, 16, 16, 3]
+    parity = compare_outputs(src, q, precision="int8")  # against ONNX Runtime, NCHW inputs
+    assert parity.passed and parity.cosine > 0.999, parity.reason

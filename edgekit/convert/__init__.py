@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.convert.graph import EDGES, SUFFIX, TARGETS, Edge, EdgeOptions, find_paths, path_str
+from edgekit.convert.layout import input_layouts, layout_notes
 from edgekit.errors import (
     EdgekitError,
     InputError,
@@ -259,7 +260,8 @@ def convert(
                     if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
                         notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
                                      f"by {' and '.join(tools)}")  # fmt: skip
-                layouts = _layouts(src, final, notes)
+                layouts = input_layouts(src, final)
+                notes += layout_notes(src, final, layouts)
                 if reference is not None and reference.notes:
                     notes.append(f"verified against {reference.runtime}: "
                                  f"{'; '.join(reference.notes)}")  # fmt: skip
@@ -278,18 +280,6 @@ def convert(
         raise UnsupportedModelError(
             f"{src.path}: cannot convert to {to}: {tried}; {_next_step(src, to, opts)}"
         )
-
-
-def _layouts(src: Model, final: Model, notes: list[str]) -> dict[str, str]:
-    """Inputs that the result takes channels-last where the source takes channels-first."""
-    out: dict[str, str] = {}
-    for a, b in zip(src.signature.inputs, final.signature.inputs, strict=False):
-        sa, sb = list(a.shape or ()), list(b.shape or ())
-        if len(sa) == 4 and sa != sb and [sa[0], sa[2], sa[3], sa[1]] == sb:
-            out[b.name] = "nhwc"
-            notes.append(f"input '{b.name}': the {final.format} model takes NHWC {sb} where the "
-                         f"source takes NCHW {sa}; feed it transposed (0, 2, 3, 1)")  # fmt: skip
-    return out
 
 
 def _next_step(src: Model, to: str, opts: EdgeOptions, verified: bool = False) -> str:

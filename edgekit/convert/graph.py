@@ -61,6 +61,7 @@ EDGES: tuple[Edge, ...] = (
     Edge("tflite", "openvino", "OpenVINO TFLite frontend", "openvino_frontend", "openvino"),
     Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
     Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
+    Edge("onnx", "savedmodel", "onnx2tf", "onnx_savedmodel", "onnx2tf"),
     Edge("onnx", "onnx", "onnx.version_converter", "onnx_opset", "onnx"),
     Edge("onnx", "onnx", "onnxslim", "onnx_simplify", "onnxslim"),
 )

@@ -28,46 +28,49 @@ _TIMEOUT_S = 1800
 
 
 def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
+    """The onnx -> tflite edge: onnx2tf's float32 (or float16) .tflite."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp:
+        made = onnx2tf(src, opts, Path(tmp))
+        suffix = "_float16.tflite" if opts.precision == "fp16" else "_float32.tflite"
+        found = sorted(made.glob(f"*{suffix}"))
+        if not found:
+            raise UnsupportedModelError(f"{src.path}: onnx2tf wrote no *{suffix} file")
+        shutil.copyfile(found[0], out)
+    return out
+
+
+def onnx2tf(src: Model, opts: EdgeOptions, work: Path) -> Path:
+    """Run onnx2tf on `src` (simplified first) inside `work`; returns its output folder,
+    a SavedModel with the .tflite files beside it."""
     import numpy as np
 
     from edgekit.tools import run_tool
 
-    work = Path(tempfile.mkdtemp(prefix="edgekit-onnx2tf-"))
-    try:
-        onnx_in = work / "model.onnx"
-        if not src.files[1:]:  # external weights travel with the original file name only
-            try:
-                from edgekit.convert.onnx_simplify import simplify
-
-                simplify(src, onnx_in, verify=False)
-            except EdgekitError:
-                onnx_in = src.path.resolve()  # onnx2tf may still take it; verification judges
-        else:
-            onnx_in = src.path.resolve()
-        rng = np.random.default_rng(0)
-        np.save(work / _SAMPLE, rng.random((20, 128, 128, 3), dtype=np.float32))
-        args = ["-i", str(onnx_in), "-o", str(work / "out"), "-n"]
-        if opts.input_shapes:
-            args += [
-                "-ois",
-                *(f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items()),
-            ]
+    onnx_in = src.path.resolve()
+    if not src.files[1:]:  # a model with external weights goes as it is, beside its files
         try:
-            proc = run_tool("onnx2tf", args, cwd=work, timeout=_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise UnsupportedModelError(
-                f"{src.path}: onnx2tf did not finish in {_TIMEOUT_S} s"
-            ) from None
-        suffix = "_float16.tflite" if opts.precision == "fp16" else "_float32.tflite"
-        made = sorted((work / "out").glob(f"*{suffix}"))
-        if proc.returncode != 0 or not made:
-            raise UnsupportedModelError(
-                f"{src.path}: onnx2tf cannot convert this model: {_why(proc.stdout, proc.stderr)}"
-            )
-        shutil.copyfile(made[0], out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return out
+            from edgekit.convert.onnx_simplify import simplify
+
+            onnx_in = simplify(src, work / "model.onnx", verify=False)
+        except EdgekitError:
+            pass  # onnx2tf may still take the original; verification judges the result
+    rng = np.random.default_rng(0)
+    np.save(work / _SAMPLE, rng.random((20, 128, 128, 3), dtype=np.float32))
+    made = work / "out"
+    args = ["-i", str(onnx_in), "-o", str(made), "-n"]
+    if opts.input_shapes:
+        args += ["-ois", *(f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items())]
+    try:
+        proc = run_tool("onnx2tf", args, cwd=work, timeout=_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UnsupportedModelError(
+            f"{src.path}: onnx2tf did not finish in {_TIMEOUT_S} s"
+        ) from None
+    if proc.returncode != 0 or not (made / "saved_model.pb").is_file():
+        raise UnsupportedModelError(
+            f"{src.path}: onnx2tf cannot convert this model: {_why(proc.stdout, proc.stderr)}"
+        )
+    return made
 
 
 def _why(stdout: str, stderr: str) -> str:
