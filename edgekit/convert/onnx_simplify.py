@@ -21,6 +21,19 @@ from edgekit.model import Model
 _MIN_IR = 4
 
 
+def needs_simplify(path: Path) -> bool:
+    """Whether the graph has what trips converters and calibrators: an IR older than 4,
+    or weights computed at run time from constants (ConstantOfShape on an initializer)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    constants = {t.name for t in proto.graph.initializer}
+    return proto.ir_version < _MIN_IR or any(
+        n.op_type == "ConstantOfShape" and n.input and n.input[0] in constants
+        for n in proto.graph.node
+    )
+
+
 def simplify(src: Model, out: Path, verify: bool = True) -> Path:
     """Write `src` constant-folded and simplified to `out`; with `verify`, check it on ORT.
 
