@@ -41,6 +41,12 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("edgekit", "onnx2tf", "onnx2torch", "edgekit-int8")
+# Measured 2026-12-02: onnx2torch 1.5.15 requires torchvision, which does not import beside
+# this machine's torch 2.13.0; installed with --no-deps, its import stops at the first line
+# that needs it.
+BLOCKED = ("onnx2torch needs torchvision: installed with --no-deps, `import onnx2torch` "
+           "fails at onnx2torch/node_converters/nms.py line 11 with ModuleNotFoundError: "
+           "No module named 'torchvision'")  # fmt: skip
 
 
 def models() -> list[Path]:
@@ -93,7 +99,7 @@ def job(tool: str, src: Path, work: Path) -> dict[str, Any]:
         except Exception as exc:
             return {
                 "outcome": "blocked",
-                "error": f"import onnx2torch: {type(exc).__name__}: {exc}",
+                "error": f"{BLOCKED} (here: {type(exc).__name__}: {exc})",
             }
         import litert_torch
         import onnx
