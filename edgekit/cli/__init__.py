@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "debug": "edgekit.cli.debug_cmd:debug_command",
     "report": "edgekit.cli.report_cmd:report_command",
     "sweep": "edgekit.cli.sweep_cmd:sweep_command",
+    "tools": "edgekit.cli.tools_cmd:tools_command",
 }
 
 

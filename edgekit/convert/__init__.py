@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.convert.graph import EDGES, SUFFIX, TARGETS, Edge, EdgeOptions, find_paths, path_str
+from edgekit.convert.layout import input_layouts, layout_notes
 from edgekit.errors import (
     EdgekitError,
     InputError,
@@ -76,6 +77,8 @@ class ConversionResult:
     precision: str = "fp32"
     warnings: list[str] = field(default_factory=list)
     reference: str | None = None  # the runtime the source's outputs came from, when verified
+    # Inputs the result takes in another layout than the source: {"x": "nhwc"} (onnx2tf).
+    layouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
@@ -99,6 +102,7 @@ class ConversionResult:
             "verified": self.verified,
             "reference": self.reference,
             "warnings": self.warnings,
+            "input_layouts": self.layouts,
         }
 
 
@@ -258,11 +262,14 @@ def convert(
                     if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
                         notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
                                      f"by {' and '.join(tools)}")  # fmt: skip
+                layouts = input_layouts(src, final)
+                notes += layout_notes(src, final, layouts)
                 if reference is not None and reference.notes:
                     notes.append(f"verified against {reference.runtime}: "
                                  f"{'; '.join(reference.notes)}")  # fmt: skip
                 return ConversionResult(src, final, formats, tools, attempts, parity, precision,
-                                        notes, reference.runtime if parity else None)  # fmt: skip
+                                        notes, reference.runtime if parity else None,
+                                        layouts)  # fmt: skip
 
         finally:
             shutil.rmtree(work, ignore_errors=True)

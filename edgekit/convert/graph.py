@@ -66,12 +66,14 @@ EDGES: tuple[Edge, ...] = (
     Edge("tflite", "openvino", "OpenVINO TFLite frontend", "openvino_frontend", "openvino"),
     Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
     Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
+    Edge("onnx", "savedmodel", "onnx2tf", "onnx_savedmodel", "onnx2tf"),
     Edge("onnx", "onnx", "onnx.version_converter", "onnx_opset", "onnx"),
     Edge("torch", "onnx", "torch.onnx (dynamo)", "torch_onnx", "onnxscript"),
     # the TorchScript exporter: the fallback when the dynamo export fails or does not verify
     Edge("torch", "onnx", "torch.onnx (TorchScript)", "torch_onnx:run_torchscript", "torch"),
     Edge("torch", "tflite", "litert-torch", "torch_tflite", "litert-torch"),
     Edge("torch", "openvino", "OpenVINO PyTorch frontend", "torch_openvino", "openvino"),
+    Edge("onnx", "onnx", "onnxslim", "onnx_simplify", "onnxslim"),
 )
 
 

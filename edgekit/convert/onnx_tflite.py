@@ -1,70 +1,86 @@
-"""onnx -> tflite: onnx2tf (PINTO0309), when it is installed.
+"""onnx -> tflite: onnx2tf (PINTO0309), run in its own tool environment.
 
-onnx2tf turns NCHW into NHWC, so inputs and outputs of 4-D image models come out
-transposed; the verifier matches layouts by shape. It is optional: its pinned
-dependencies (an older TensorFlow and NumPy) do not install beside edgekit's, so
-without it this edge reports a missing dependency and other paths are tried.
+onnx2tf pins an older TensorFlow, NumPy, onnx and ONNX Runtime than edgekit's, so
+it runs as a subprocess in the venv `edgekit.tools` manages (created on first use).
+The graph is simplified first (`onnx_simplify`): onnx2tf fails on weights computed
+at run time and on old-IR graphs that list initializers as inputs. onnx2tf turns
+NCHW into NHWC, so inputs and outputs of 4-D image models come out transposed; the
+verifier matches layouts by shape.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
-from edgekit.convert._common import quiet_tensorflow, reason, require
 from edgekit.convert.graph import EdgeOptions
-from edgekit.errors import UnsupportedModelError
+from edgekit.errors import EdgekitError, UnsupportedModelError
 from edgekit.model import Model
 
-# onnx2tf fetches this sample-image file from GitHub for 3-channel image inputs
-# (only to compare its own outputs); a local file of the same name stops the download.
+# onnx2tf downloads this sample-image file from GitHub for 3-channel image inputs (only
+# to check its own outputs). There is no network in many places edgekit runs, so a seeded
+# file of the same name and shape is written into its working folder first.
 _SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# A conversion of a large model takes minutes; a hung one is stopped.
+_TIMEOUT_S = 1800
 
 
 def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
-    require("onnx2tf", "onnx2tf")
-    quiet_tensorflow()
+    """The onnx -> tflite edge: onnx2tf's float32 (or float16) .tflite."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp:
+        made = onnx2tf(src, opts, Path(tmp))
+        suffix = "_float16.tflite" if opts.precision == "fp16" else "_float32.tflite"
+        found = sorted(made.glob(f"*{suffix}"))
+        if not found:
+            raise UnsupportedModelError(f"{src.path}: onnx2tf wrote no *{suffix} file")
+        shutil.copyfile(found[0], out)
+    return out
+
+
+def onnx2tf(src: Model, opts: EdgeOptions, work: Path) -> Path:
+    """Run onnx2tf on `src` (simplified first) inside `work`; returns its output folder,
+    a SavedModel with the .tflite files beside it."""
     import numpy as np
 
-    work = Path(tempfile.mkdtemp(prefix="edgekit-onnx2tf-"))
-    cwd = os.getcwd()
-    try:
-        np.save(work / _SAMPLE, np.zeros((20, 128, 128, 3), np.float32))
-        os.chdir(work)
-        import onnx2tf
+    from edgekit.tools import run_tool
 
-        kwargs = {}
-        if opts.input_shapes:
-            kwargs["overwrite_input_shape"] = [
-                f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items()
-            ]
-        with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
-            onnx2tf.convert(
-                input_onnx_file_path=str(src.path.resolve()),
-                output_folder_path=str(work / "out"),
-                non_verbose=True,
-                **kwargs,
-            )
-        made = sorted((work / "out").glob("*_float32.tflite"))
-        if opts.precision == "fp16":
-            made = sorted((work / "out").glob("*_float16.tflite")) or made
-        if not made:
-            raise RuntimeError("onnx2tf wrote no .tflite file")
-        shutil.copyfile(made[0], out)
-    except (UnsupportedModelError, SystemExit) as exc:
-        if isinstance(exc, SystemExit):
-            raise UnsupportedModelError(
-                f"{src.path}: onnx2tf cannot convert this model (it stopped with code {exc.code})"
-            ) from None
-        raise
-    except Exception as exc:  # onnx2tf raises whatever its op handlers raise
+    onnx_in = src.path.resolve()
+    if not src.files[1:]:  # a model with external weights goes as it is, beside its files
+        try:
+            from edgekit.convert.onnx_simplify import simplify
+
+            onnx_in = simplify(src, work / "model.onnx", verify=False)
+        except EdgekitError:
+            pass  # onnx2tf may still take the original; verification judges the result
+    rng = np.random.default_rng(0)
+    np.save(work / _SAMPLE, rng.random((20, 128, 128, 3), dtype=np.float32))
+    made = work / "out"
+    args = ["-i", str(onnx_in), "-o", str(made), "-n"]
+    if opts.input_shapes:
+        args += ["-ois", *(f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items())]
+    try:
+        proc = run_tool("onnx2tf", args, cwd=work, timeout=_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
         raise UnsupportedModelError(
-            f"{src.path}: onnx2tf cannot convert this model: {reason(exc)}"
+            f"{src.path}: onnx2tf did not finish in {_TIMEOUT_S} s"
         ) from None
-    finally:
-        os.chdir(cwd)
-        shutil.rmtree(work, ignore_errors=True)
-    return out
+    if proc.returncode != 0 or not (made / "saved_model.pb").is_file():
+        raise UnsupportedModelError(
+            f"{src.path}: onnx2tf cannot convert this model: {_why(proc.stdout, proc.stderr)}"
+        )
+    return made
+
+
+def _why(stdout: str, stderr: str) -> str:
+    """The line of onnx2tf's output that says why it stopped (it prints errors on stdout too)."""
+    import re
+
+    from edgekit.convert._common import reason
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", f"{stdout}\n{stderr}")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.search(r"Error|ERROR|error:", ln)]
+    pick = errors[-1] if errors else (lines[-1] if lines else "it stopped without a message")
+    return reason(RuntimeError(pick))

@@ -179,7 +179,8 @@ def _make_model(
         made.parity = res.parity.to_dict() if res.parity is not None else None
         warnings += res.warnings
         made.conversion = {"path": res.path, "tools": res.tools,
-                           "attempts": [a.to_dict() for a in res.attempts]}  # fmt: skip
+                           "attempts": [a.to_dict() for a in res.attempts],
+                           "input_layouts": res.layouts}  # fmt: skip
         say(f"converted via {res.path_str}")
     if chosen == "fp16":
         made.optimization["passes"].append({"name": "fp16 weights", "precision": "fp16"})
@@ -282,6 +283,8 @@ def deploy(
     # A source already quantized in the profile's format ships as it is.
     prequantized = str(src.format) == prof.format and model_precision(src) == "int8"
     chosen, why = choose_precision(prof, precision)
+    # Weights alone too large at the shipped precision: said before any conversion runs.
+    check_limits(with_input_shapes(src, shapes), prof, stage="source", precision=chosen)
     if prequantized and chosen in INT_PRECISIONS:
         why = "the source is already quantized"
     say(f"profile {prof.name}: {prof.format} on {prof.runtime}/{prof.device_label}, "

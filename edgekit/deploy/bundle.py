@@ -234,7 +234,11 @@ def run_bundle(
     else:
         dev, provider = device, b.provider
     if inputs is not None:
+        from edgekit.deploy.runner import to_model_layout
+
         feeds = _read_npz(Path(inputs), model)
+        # Inputs in the source's NCHW layout are fed NHWC to a model that takes that (onnx2tf).
+        feeds = dict(zip(feeds, to_model_layout(b.manifest, list(feeds.values())), strict=True))
     else:
         feeds = generate_inputs(model.signature)[0]
     with open_session(model, b.runtime, device=dev, provider=provider, threads=b.threads) as s:

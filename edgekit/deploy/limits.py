@@ -147,12 +147,21 @@ def _float_ops(model: Model) -> dict[str, int]:
     return {} if (int_ops and not floats) else ({"float graph": 1} if not int_ops else {})
 
 
-def check_limits(model: Model, profile: Profile, *, stage: str = "result") -> dict[str, Any]:
+# Bytes one weight takes at each precision; int16x8 keeps int8 weights.
+_WEIGHT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int8-float-fallback": 1,
+                 "dynamic": 1, "int16x8": 1}  # fmt: skip
+
+
+def check_limits(
+    model: Model, profile: Profile, *, stage: str = "result", precision: str | None = None
+) -> dict[str, Any]:
     """Check `model` against `profile`'s limits; a LimitError names the limit, value and remedy.
 
-    `stage="source"` checks only what the source already decides (dynamic shapes
-    that no --input-shape fixes); `stage="result"` checks everything. Returns the
-    values that were checked, for the manifest.
+    `stage="source"` checks only what the source already decides: dynamic shapes
+    that no --input-shape fixes and, given the `precision` it will ship at, whether
+    its parameters alone (count x bytes per weight) already exceed max_model_bytes,
+    whatever its format, before any conversion runs. `stage="result"` checks
+    everything. Returns the values that were checked, for the manifest.
     """
     lim = profile.limits
     name = profile.name
@@ -169,6 +178,8 @@ def check_limits(model: Model, profile: Profile, *, stage: str = "result") -> di
             )
         checked["static_shapes"] = True
     if stage == "source":
+        if lim.max_model_bytes is not None and precision in _WEIGHT_BYTES:
+            _check_param_bytes(model, profile, precision, checked)
         return checked
     if lim.max_model_bytes is not None:
         size = model.size_bytes
@@ -212,6 +223,25 @@ def check_limits(model: Model, profile: Profile, *, stage: str = "result") -> di
                 "calibration dataset (edgekit optimize --quantize int8)"
             )
     return checked
+
+
+def _check_param_bytes(
+    model: Model, profile: Profile, precision: str, checked: dict[str, Any]
+) -> None:
+    """Refuse a source whose weights alone, stored at `precision`, break max_model_bytes."""
+    limit = profile.limits.max_model_bytes
+    assert limit is not None
+    need = model.param_count * _WEIGHT_BYTES[precision]
+    checked["param_bytes_estimate"] = need
+    # A lower bound (graph, int32 biases and scales add to it): only a sure miss is refused here.
+    if need > limit:
+        smaller = ("prune it or use a smaller model" if _WEIGHT_BYTES[precision] == 1
+                   else "quantize it to int8 (--precision int8), prune it, or use a smaller model")  # fmt: skip
+        raise LimitError(
+            f"{model.path}: its {model.param_count:,} parameters take {_fmt_bytes(need)} at "
+            f"{precision}, over {profile.name}'s max_model_bytes of {_fmt_bytes(limit)}, so "
+            f"it cannot fit whatever the conversion; {smaller}"
+        )
 
 
 def with_input_shapes(model: Model, shapes: Mapping[str, tuple[int, ...]]) -> Model:

@@ -98,6 +98,28 @@ def make_inputs(signature: dict[str, Any], path: str | None) -> list[np.ndarray]
     return feeds
 
 
+def to_model_layout(manifest: dict[str, Any], feeds: list[np.ndarray]) -> list[np.ndarray]:
+    """Transpose NCHW inputs (the source's layout) for a model that takes NHWC.
+
+    A model converted from ONNX by onnx2tf takes images channels-last; the manifest
+    says so under conversion.input_layouts, and inputs given as the source took
+    them (N, C, H, W) are fed (N, H, W, C).
+    """
+    layouts = manifest.get("conversion", {}).get("input_layouts") or {}
+    out = []
+    for s, x in zip(manifest["signature"]["inputs"], feeds):  # noqa: B905
+        want = s["shape"] or []
+        if layouts.get(s["name"]) == "nhwc" and x.ndim == 4 and len(want) == 4:
+            t = x.transpose(0, 2, 3, 1)
+            if list(x.shape) != list(want) and all(
+                not isinstance(d, int) or d < 1 or d == n
+                for d, n in zip(want, t.shape)  # noqa: B905
+            ):
+                x = t
+        out.append(x)
+    return out
+
+
 class Bound(NamedTuple):
     """A loaded model with its inputs bound: `call()` is exactly what is timed."""
 
@@ -218,7 +240,7 @@ def open_bundle(
     """Check the bundle in `folder`, load its model (or `model`) on the manifest's runtime
     with `threads` (default: the manifest's), and bind the inputs (see make_inputs)."""
     manifest = load_manifest(folder)
-    feeds = make_inputs(manifest["signature"], input_path)
+    feeds = to_model_layout(manifest, make_inputs(manifest["signature"], input_path))
     opener = RUNTIMES.get(manifest["format"])
     if opener is None:
         fail(f"this run.py cannot run {manifest['format']} models")

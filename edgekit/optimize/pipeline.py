@@ -128,8 +128,12 @@ def optimize(
             from edgekit.convert import convert
 
             say(f"converting {src_fmt} to {first} (edgekit.convert)")
-            conv = convert(src, first, work / "converted" / T.MODEL_FILE[first])
+            conv = convert(src, first, work / "converted" / T.MODEL_FILE.get(first, "saved_model"))
             proc = conv.model
+            if conv.layouts:  # onnx2tf's SavedModel takes NHWC: so must its data
+                from edgekit.convert.layout import data_to_nhwc
+
+                data = data_to_nhwc(data)
             warnings.append(f"the {src_fmt} source was converted first: {conv.path_str}")
         run = run_flow(Run(
             proc, prof, runtime, precisions, data, work, warnings, can_quantize=can_quantize,

@@ -114,6 +114,7 @@ def pre_process(src: Path, out: Path) -> Path:
     """``quant_pre_process`` (symbolic shape inference + ORT basic optimizations)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    src = _simplified(src, out.with_name(f"{out.stem}-slim.onnx"))
     try:
         quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
     except Exception:  # noqa: BLE001 - symbolic shape inference fails on some graphs; retry
@@ -121,6 +122,33 @@ def pre_process(src: Path, out: Path) -> Path:
             quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
         except Exception:  # noqa: BLE001 - pre-processing is an improvement, not a requirement
             shutil.copyfile(src, out)
+    return out
+
+
+def _simplified(src: Path, out: Path) -> Path:
+    """`src` constant-folded when it computes weights at run time or has an old IR (the
+    calibrator would ask for those weights' shapes as feeds); else `src` itself."""
+    from edgekit.convert.onnx_simplify import needs_simplify, simplify
+    from edgekit.errors import EdgekitError
+    from edgekit.model import load
+
+    if not needs_simplify(src):
+        return src
+    try:
+        simplify(load(src), out, verify=False)  # the quantized result is verified
+    except EdgekitError:
+        return src
+    # Such graphs are also of an old opset; per-channel DequantizeLinear (axis) needs 13.
+    import onnx
+    from onnx import version_converter
+
+    proto = onnx.load(str(out))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset < 13:
+        try:
+            onnx.save(version_converter.convert_version(proto, 13), str(out))
+        except Exception:  # noqa: BLE001 - the converter raises C++ errors; keep the opset
+            pass
     return out
 
 
