@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
     from edgekit.signature import Signature
 
-__all__ = ["FormatReader", "ModelInfo", "read_head"]
+__all__ = ["FormatReader", "ModelFile", "ModelInfo", "read_head"]
+
+
+class ModelFile(Protocol):
+    """What a reader needs of a model: where it is and its files.
+
+    `edgekit.model.Model` satisfies it; readers name this instead of `Model`, so that
+    `formats` does not import `model` (which imports `formats`) even for type checking.
+    """
+
+    path: Path
+    files: list[Path]
+    trust_model: bool
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,6 @@ class FormatReader:
         """
         return None
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         """The model's signature, operator histogram and parameter count, without running it."""
         raise NotImplementedError

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+import edgekit.optimize._tools as T
 from edgekit.errors import EdgekitError, InputError, UnsupportedModelError
-from edgekit.optimize import _tools as T
 from edgekit.optimize.candidates import (
     SLOWER_MARGIN,
     Candidate,

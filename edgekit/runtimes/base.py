@@ -85,11 +85,12 @@ class Session(abc.ABC):
         """
         from edgekit.runtimes.concurrent import ThreadRequests
 
+        note, region = self.concurrency_note, self.timed_region
         if self.thread_safe:
-            return ThreadRequests([list(calls) for _ in range(concurrency)], self, [])
+            return ThreadRequests([list(calls) for _ in range(concurrency)], note, region, [])
         extra = [open_more() for _ in range(concurrency - 1)]
         groups = [list(calls)] + [[s.bind(f) for f in feeds] for s in extra]
-        return ThreadRequests(groups, self, extra)
+        return ThreadRequests(groups, note, region, extra)
 
     def close(self) -> None:  # noqa: B027 - optional hook; most sessions free on GC
         """Release the runtime's resources."""
