@@ -92,8 +92,7 @@ def runtimes() -> dict[str, Any]:
         rt = get_runtime(name)
         entry: dict[str, Any] = {"installed": rt.available(), "version": rt.version()}
         if rt.available():
-            key = "providers" if name == "onnxruntime" else "devices"
-            entry[key] = rt.devices()
+            entry[rt.device_key] = rt.devices()
         out[name] = entry
     return out
 

@@ -27,6 +27,8 @@ __all__ = [
     "QUANT_FORMATS",
     "QUANT_TYPES",
     "RANGES",
+    "RUNTIME_KEYS",
+    "RUNTIME_KEY_DEFAULTS",
     "RUNTIMES",
     "RUNTIME_FORMATS",
     "SCHEMA",
@@ -63,6 +65,15 @@ PROVIDERS = (
 )
 QUANT_TYPES = ("int8", "uint8", "int16", "uint16")
 QUANT_FORMATS = ("QDQ", "QOperator")
+# `target` keys that only some runtimes read (a profile giving one to another runtime is
+# refused), and what the key means where a profile of such a runtime leaves it out.
+RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
+    "providers": ("onnxruntime",),
+    "delegate": ("litert", "tflite-micro"),
+}
+RUNTIME_KEY_DEFAULTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("onnxruntime", "providers"): ("CPUExecutionProvider",),
+}
 
 # --- the schema: table -> key -> (kind, required, choices) ----------------------
 # kinds: "str", "int", "bool", "size" (bytes: int or "256 KiB"), "str-list", "enum",

@@ -108,16 +108,27 @@ def values_of(
     model: Model, feeds: Mapping[str, np.ndarray], wanted: Iterable[str]
 ) -> dict[str, np.ndarray]:
     """Intermediate values of `model` (any format) whose names are in `wanted`."""
-    fmt = str(model.format)
-    if fmt == "onnx":
-        import onnx
+    read = _VALUE_READERS.get(str(model.format))
+    if read is None:
+        raise EdgekitError(
+            f"{model.path}: edgekit cannot mark intermediate values of {model.format} models"
+        )
+    return read(model, feeds, wanted)
 
-        wanted = set(wanted)
-        values = onnx_values(model, feeds)
-        for name, image in quantized_images(onnx.load(str(model.path))).items():
-            if image in values:
-                values[name] = values[image]
-        return {k: v for k, v in values.items() if k in wanted}
-    if fmt == "openvino":
-        return openvino_values(model, feeds, wanted)
-    raise EdgekitError(f"{model.path}: edgekit cannot mark intermediate values of {fmt} models")
+
+def _onnx_wanted(
+    model: Model, feeds: Mapping[str, np.ndarray], wanted: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """An ONNX model's values in `wanted`, a quantized value standing for its float one."""
+    import onnx
+
+    wanted = set(wanted)
+    values = onnx_values(model, feeds)
+    for name, image in quantized_images(onnx.load(str(model.path))).items():
+        if image in values:
+            values[name] = values[image]
+    return {k: v for k, v in values.items() if k in wanted}
+
+
+# The formats whose intermediate values carry ONNX names, and how each is read.
+_VALUE_READERS = {"onnx": _onnx_wanted, "openvino": openvino_values}

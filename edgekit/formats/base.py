@@ -69,6 +69,13 @@ class FormatReader:
         """
         return [path]
 
+    def output_files(self, path: Path) -> list[Path]:
+        """The files a model written at `path` is made of, model first, existing or not.
+
+        Where a converter's result is renamed to, file by file (an IR's .bin beside its .xml).
+        """
+        return [path]
+
     def refusal(self, path: Path) -> str | None:
         """Why `path` looks like this format but is not a readable one, or None.
 

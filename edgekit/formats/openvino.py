@@ -106,6 +106,9 @@ class OpenVINOReader(FormatReader):
             )
         return [path, bin_path]
 
+    def output_files(self, path: Path) -> list[Path]:
+        return [path, path.with_suffix(".bin")]
+
     def refusal(self, path: Path) -> str | None:
         if not self._looks_xml(path):
             return None

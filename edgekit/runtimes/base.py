@@ -112,6 +112,8 @@ class Runtime(abc.ABC):
     # A reference runs a model in its own framework for parity and accuracy checks; it is
     # not a deployment target, so profiles, inspect and bench do not offer it.
     reference_only: ClassVar[bool] = False
+    # What `devices()` lists, as `edgekit devices` names it: "devices" or "providers".
+    device_key: ClassVar[str] = "devices"
 
     @classmethod
     @abc.abstractmethod
@@ -127,6 +129,12 @@ class Runtime(abc.ABC):
     def devices(cls) -> list[str]:
         """Devices (or execution providers) this runtime can use on this machine."""
         return ["CPU"]
+
+    @classmethod
+    def precision_notes(cls, isa_features: set[str]) -> list[str]:
+        """Warnings for a report: where this runtime's default precision on a CPU with
+        `isa_features` differs from what the model declares, and how edgekit measured."""
+        return []
 
     @classmethod  # noqa: B027 - optional hook: most runtimes import in version()
     def import_framework(cls) -> None:

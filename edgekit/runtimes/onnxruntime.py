@@ -147,6 +147,7 @@ class OnnxRuntime(Runtime):
     formats = ("onnx",)
     package = "onnxruntime"
     extra = "onnx"
+    device_key = "providers"
 
     @classmethod
     def available(cls) -> bool:
