@@ -14,7 +14,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from edgekit.errors import ProfileError
-from edgekit.vocab import ARCHES, DTYPES, PRECISIONS, PROFILE_FORMATS, RUNTIME_FORMATS
+from edgekit.vocab import (
+    ARCHES,
+    DTYPES,
+    PRECISIONS,
+    PROFILE_FORMATS,
+    REFERENCE_RUNTIMES,
+    RUNTIME_FORMATS,
+)
 
 __all__ = [
     "ARCHES",
@@ -44,7 +51,7 @@ __all__ = [
 
 # Arches, formats, precisions, dtypes and which runtime reads which format come from
 # edgekit.vocab; the lists below are knobs only a profile has.
-RUNTIMES = tuple(RUNTIME_FORMATS)
+RUNTIMES = tuple(r for r in RUNTIME_FORMATS if r not in REFERENCE_RUNTIMES)
 FORMATS = PROFILE_FORMATS
 DELEGATES = ("none", "xnnpack", "gpu", "edgetpu", "nnapi", "hexagon")
 DEVICES = ("CPU", "GPU", "NPU", "TPU", "AUTO")

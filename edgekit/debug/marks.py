@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import EdgekitError, UnsupportedModelError
+from edgekit.errors import EdgekitError, UnsupportedModelError, first_line
 from edgekit.model import Model
 
 
@@ -95,8 +95,9 @@ def openvino_values(
         order = [p.get_any_name() for p in compiled.inputs]
         res = compiled.create_infer_request().infer([feeds[n] for n in order])
     except Exception as exc:  # noqa: BLE001 - OpenVINO's own error types
-        raise UnsupportedModelError(f"{model.path}: OpenVINO cannot run the marked model: "
-                                    f"{str(exc).splitlines()[0] if str(exc) else exc}") from None  # fmt: skip
+        raise UnsupportedModelError(
+            f"{model.path}: OpenVINO cannot run the marked model: {first_line(exc)}"
+        ) from None
     values: dict[str, np.ndarray] = {}
     for port in compiled.outputs:
         for name in port.get_names() & wanted:

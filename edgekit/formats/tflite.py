@@ -197,9 +197,3 @@ def tensor_names(model: ModelFile) -> list[str]:
         return [buf.string(t, 3) for t in buf.tables(main, 0)]
     except (_Malformed, struct.error, IndexError):
         return []
-
-
-# The private names deploy.py and verify.py import today; remove once they use the public ones.
-_Buf = FlatBuffer
-_ITEMSIZE = ITEMSIZE
-_op_names = op_names

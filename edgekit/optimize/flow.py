@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import edgekit.optimize._tools as T
-from edgekit.errors import EdgekitError, InputError, UnsupportedModelError
+from edgekit.errors import EdgekitError, InputError, UnsupportedModelError, first_line
 from edgekit.optimize.candidates import (
     SLOWER_MARGIN,
     Candidate,
@@ -37,7 +37,6 @@ from edgekit.optimize.passes import (
     passes_for,
     quantizer_for,
 )
-from edgekit.runtimes.base import first_line
 
 EVAL_BATCH = 64
 

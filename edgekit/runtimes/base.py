@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from edgekit.errors import InputError, MissingDependencyError, UnsupportedModelError
+from edgekit.errors import first_line as first_line  # re-exported: it lived here before
 from edgekit.model import Model, Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -227,11 +228,6 @@ class Runtime(abc.ABC):
         except PackageNotFoundError:
             return dist
         return f"{dist}>={'.'.join(installed.split('.')[:2])}"
-
-
-def first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _shape_matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:

@@ -14,6 +14,7 @@ from edgekit.formats.openvino import explain_error, read_model
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session, check_feeds
 from edgekit.runtimes.concurrent import Requests
+from edgekit.vocab import RUNTIME_FORMATS
 
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")
 
@@ -198,7 +199,7 @@ class OpenVINOSession(Session):
 
 class OpenVINO(Runtime):
     name = "openvino"
-    formats = ("openvino", "onnx", "tflite", "savedmodel")
+    formats = RUNTIME_FORMATS[name]
     package = "openvino"
     extra = "openvino"
 
