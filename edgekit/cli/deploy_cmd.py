@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._complete import complete_profile
-from edgekit.cli._types import POSITIVE
+from edgekit.cli.params import POSITIVE
 
 
 @click.command("deploy")

@@ -8,7 +8,7 @@ import click
 
 from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
 from edgekit.cli._complete import complete_runtime
-from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
+from edgekit.cli.params import BATCH, THREADS, allow_oversubscribe_option
 
 
 @click.command("eval")
