@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from edgekit.vocab import normalize_arch
+
 # CPU flags that decide which kernels a runtime can use.
 ISA_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -43,7 +45,7 @@ def cpu() -> dict[str, Any]:
         or info.get("Hardware")
         or platform.processor()
         or "unknown",
-        "arch": platform.machine(),
+        "arch": normalize_arch(),
         "cores_logical": os.cpu_count(),
         "isa_features": [f for f in ISA_FLAGS if f in flags],
         # bf16 dot products in hardware (x86 AVX-512 BF16 or AMX; Arm BF16): where
@@ -96,8 +98,7 @@ def runtimes() -> dict[str, Any]:
         rt = get_runtime(name)
         entry: dict[str, Any] = {"installed": rt.available(), "version": rt.version()}
         if rt.available():
-            key = "providers" if name == "onnxruntime" else "devices"
-            entry[key] = rt.devices()
+            entry[rt.device_key] = rt.devices()
         out[name] = entry
     return out
 

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from edgekit.errors import EdgekitError, OutputLockedError
@@ -35,6 +35,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "output_lock",
+    "publish_files",
     "replace_files",
 ]
 
@@ -161,6 +162,27 @@ def replace_files(pairs: list[tuple[Path, Path]]) -> None:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def publish_files(tmp: Path, out: Path, names: Sequence[str]) -> None:
+    """Put the finished folder `tmp`, whose files are `names`, in place at `out`.
+
+    A missing or empty `out` becomes `tmp` by one rename. A folder that holds other
+    things (the user's too) keeps them: only the files `names` are replaced, and the
+    last name (the record that marks a finished run, such as metrics.json) is removed
+    first and moved in last, so that a crash in between never pairs it with files of
+    another run. `tmp` is gone afterwards.
+    """
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it normal folder rights
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    (out / names[-1]).unlink(missing_ok=True)
+    for name in names:
+        os.replace(tmp / name, out / name)
+    shutil.rmtree(tmp)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:

@@ -14,7 +14,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from edgekit.errors import ProfileError
-from edgekit.vocab import ARCHES, DTYPES, PRECISIONS, PROFILE_FORMATS, RUNTIME_FORMATS
+from edgekit.vocab import (
+    ARCHES,
+    DTYPES,
+    PRECISIONS,
+    PROFILE_FORMATS,
+    REFERENCE_RUNTIMES,
+    RUNTIME_FORMATS,
+)
 
 __all__ = [
     "ARCHES",
@@ -27,6 +34,8 @@ __all__ = [
     "QUANT_FORMATS",
     "QUANT_TYPES",
     "RANGES",
+    "RUNTIME_KEYS",
+    "RUNTIME_KEY_DEFAULTS",
     "RUNTIMES",
     "RUNTIME_FORMATS",
     "SCHEMA",
@@ -42,7 +51,7 @@ __all__ = [
 
 # Arches, formats, precisions, dtypes and which runtime reads which format come from
 # edgekit.vocab; the lists below are knobs only a profile has.
-RUNTIMES = tuple(RUNTIME_FORMATS)
+RUNTIMES = tuple(r for r in RUNTIME_FORMATS if r not in REFERENCE_RUNTIMES)
 FORMATS = PROFILE_FORMATS
 DELEGATES = ("none", "xnnpack", "gpu", "edgetpu", "nnapi", "hexagon")
 DEVICES = ("CPU", "GPU", "NPU", "TPU", "AUTO")
@@ -63,6 +72,15 @@ PROVIDERS = (
 )
 QUANT_TYPES = ("int8", "uint8", "int16", "uint16")
 QUANT_FORMATS = ("QDQ", "QOperator")
+# `target` keys that only some runtimes read (a profile giving one to another runtime is
+# refused), and what the key means where a profile of such a runtime leaves it out.
+RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
+    "providers": ("onnxruntime",),
+    "delegate": ("litert", "tflite-micro"),
+}
+RUNTIME_KEY_DEFAULTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("onnxruntime", "providers"): ("CPUExecutionProvider",),
+}
 
 # --- the schema: table -> key -> (kind, required, choices) ----------------------
 # kinds: "str", "int", "bool", "size" (bytes: int or "256 KiB"), "str-list", "enum",

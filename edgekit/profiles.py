@@ -62,6 +62,8 @@ from edgekit.profile_schema import (  # re-exported: the vocabularies lived here
     QUANT_FORMATS,
     QUANT_TYPES,
     RUNTIME_FORMATS,
+    RUNTIME_KEY_DEFAULTS,
+    RUNTIME_KEYS,
     RUNTIMES,
     SCHEMA,
     check_table,
@@ -288,16 +290,12 @@ def validate(data: Mapping[str, Any], source: str, *, path: Path | None = None) 
     precision = target["precision"]
     if not precision:
         raise ProfileError(f"{source}: 'target.precision' must list at least one precision.")
-    if "providers" in target and runtime != "onnxruntime":
-        raise ProfileError(
-            f"{source}: 'target.providers' applies only to runtime 'onnxruntime', "
-            f"not {runtime!r}; remove it."
-        )
-    if "delegate" in target and runtime not in ("litert", "tflite-micro"):
-        raise ProfileError(
-            f"{source}: 'target.delegate' applies only to runtime 'litert', not {runtime!r}; "
-            "remove it."
-        )
+    for key, readers in RUNTIME_KEYS.items():
+        if key in target and runtime not in readers:
+            raise ProfileError(
+                f"{source}: 'target.{key}' applies only to runtime "
+                f"{' or '.join(repr(r) for r in readers)}, not {runtime!r}; remove it."
+            )
     limits = Limits(**limits_data)
     if limits.int8_only and precision != ("int8",):
         raise ProfileError(
@@ -311,9 +309,7 @@ def validate(data: Mapping[str, Any], source: str, *, path: Path | None = None) 
             raise ProfileError(
                 f"{source}: 'compiler.command' must contain the placeholder '{{model}}'."
             )
-    providers = target.get("providers", ())
-    if runtime == "onnxruntime" and not providers:
-        providers = ("CPUExecutionProvider",)
+    providers = target.get("providers") or RUNTIME_KEY_DEFAULTS.get((runtime, "providers"), ())
 
     return Profile(
         name=name,

@@ -157,11 +157,11 @@ def repaired_tflite(model: Model, folder: os.PathLike | None = None) -> Model | 
     import tempfile
     from pathlib import Path
 
-    from edgekit.formats.tflite import _Buf
+    from edgekit.formats.tflite import FlatBuffer
     from edgekit.model import load
 
     data = bytearray(model.path.read_bytes())
-    buf = _Buf(bytes(data))
+    buf = FlatBuffer(bytes(data))
     changed = 0
     try:
         for sg in buf.tables(buf.root(), 2):

@@ -18,6 +18,7 @@ __all__ = [
     "INTEGER_PRECISIONS",
     "PRECISIONS",
     "PROFILE_FORMATS",
+    "REFERENCE_RUNTIMES",
     "RUNTIME_FORMATS",
     "Format",
     "Precision",
@@ -103,4 +104,9 @@ RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
     "openvino": ("openvino", "onnx", "tflite", "savedmodel"),
     "tflite-micro": ("tflite",),
     "torch": ("torch",),
+    # References run a model in its own framework for parity checks; no profile names them.
+    "keras": ("keras",),
+    "tensorflow": ("savedmodel",),
+    "onnx-reference": ("onnx",),
 }
+REFERENCE_RUNTIMES = ("keras", "tensorflow", "onnx-reference")

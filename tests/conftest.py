@@ -46,6 +46,22 @@ def run_cli(
     )
 
 
+def invoke_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`edgekit ARGS` in this process through `edgekit.cli.run` under click's CliRunner
+    isolation: for commands that load no framework (argument errors, help, profiles),
+    where a fresh interpreter per call only costs time. Same result shape as `run_cli`."""
+    from click.testing import CliRunner
+
+    from edgekit.cli import run
+
+    full_env = {"EDGEKIT_PROFILE_PATH": None, **(env or {})}
+    with CliRunner().isolation(env=full_env) as (out, err, _):
+        rc = run(list(args))
+    return subprocess.CompletedProcess(
+        list(args), rc, out.getvalue().decode(), err.getvalue().decode()
+    )
+
+
 def interruptible() -> None:
     """Popen's preexec_fn for a child that a test will interrupt: Ctrl-C acts as at a terminal.
 

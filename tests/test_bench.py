@@ -13,8 +13,8 @@ import pytest
 
 from edgekit.bench import Report, benchmark, load_report, validate_report
 from edgekit.errors import InputError, ReportError, UnsupportedModelError
+from tests.conftest import invoke_cli, tiny_onnx
 from tests.conftest import run_cli as edgekit_cli
-from tests.conftest import tiny_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models"
@@ -297,7 +297,7 @@ def test_cli_bench_writes_a_valid_report(onnx_model: Path, tmp_path: Path) -> No
     ],
 )
 def test_cli_bench_errors_are_one_sentence(onnx_model: Path, args: list, sentence: str) -> None:
-    proc = run_cli(*[a.replace("{model}", str(onnx_model)) for a in args])
+    proc = invoke_cli(*[a.replace("{model}", str(onnx_model)) for a in args])
     assert proc.returncode == 2
     assert sentence in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
@@ -306,7 +306,7 @@ def test_cli_bench_on_a_bundle_folder(onnx_model: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "manifest.json").write_text('{"files": {}}')
-    proc = run_cli("bench", str(bundle), "--min-time", "0.1")
+    proc = invoke_cli("bench", str(bundle), "--min-time", "0.1")
     # either the deploy issue's load_bundle refuses this fake bundle, or bundles are not read yet
     assert proc.returncode == 2, proc.stdout
     assert "edgekit: error:" in proc.stderr and "Traceback" not in proc.stderr

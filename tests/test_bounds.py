@@ -1,6 +1,6 @@
 """Every number a user can type has a stated range, checked by click before any work.
 
-The ranges live in `edgekit/cli/_types.py`; these tests drive the real command line
+The ranges live in `edgekit/cli/params.py`; these tests drive the real command line
 in-process (`edgekit.cli.run`), where a value out of range must end in exit 2 and one
 sentence that names the option, the value and the range.
 """
@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgekit.cli import COMMANDS, cli, run
-from edgekit.cli._types import CORES_MULTIPLE, OVERSUBSCRIBED_MAX, Number, Warmup
+from edgekit.cli.params import CORES_MULTIPLE, OVERSUBSCRIBED_MAX, Number, Warmup
 
 CORES = os.cpu_count() or 1
 

@@ -80,3 +80,13 @@ def test_inspect_onnx_names_the_extra(core_env: Path, shared_models: Path) -> No
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "pip install 'edgekit[onnx]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_pass_missing_its_framework_names_the_extra() -> None:
+    from edgekit.errors import MissingDependencyError
+    from edgekit.optimize.passes import PASSES, PassInfo
+
+    assert PASSES["quant_openvino"].modules == ("openvino", "nncf")
+    missing = PassInfo("x", "m:C", ("onnx",), None, "graph", modules=("edgekit_no_such_fw",))
+    with pytest.raises(MissingDependencyError, match=r"pip install 'edgekit\[all\]'"):
+        missing.require()

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from edgekit.cli._types import Number, OptionValueError, Warmup
+from edgekit.cli.params import Number, OptionValueError, Warmup
 from tests.test_bounds import commands, invoke, is_numeric
 
 DEFAULT_EXAMPLES = 200

@@ -238,3 +238,28 @@ def test_replace_files_replaces_in_order_and_leaves_no_temp(tmp_path):
         replace_files([(src / "absent", dst / "m.bin")])
     assert (dst / "m.bin").read_bytes() == b"new weights"
     assert sorted(p.name for p in dst.iterdir()) == ["m.bin", "m.xml"]
+
+
+def test_publish_files_replaces_only_its_own_files_record_last(tmp_path: Path) -> None:
+    from edgekit.outputs import publish_files
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    (out / "model.bin").write_text("old")
+    (out / "metrics.json").write_text("old")
+    tmp = tmp_path / ".run.tmp"
+    tmp.mkdir()
+    (tmp / "model.bin").write_text("new")
+    (tmp / "metrics.json").write_text("new")
+    publish_files(tmp, out, ("model.bin", "metrics.json"))
+    assert not tmp.exists()
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert (out / "model.bin").read_text() == "new" == (out / "metrics.json").read_text()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tmp.mkdir()
+    (tmp / "metrics.json").write_text("new")
+    publish_files(tmp, empty, ("metrics.json",))
+    assert sorted(p.name for p in empty.iterdir()) == ["metrics.json"] and not tmp.exists()

@@ -20,7 +20,7 @@ from edgekit.profiles import (
     load_profile,
     validate,
 )
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, invoke_cli
 from tests.conftest import run_cli as edgekit_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +59,10 @@ max_model_bytes = "2 MiB"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # `profiles` loads no framework, so it runs in this process; a terminal width
+    # (COLUMNS) is read when the console starts, so those calls get a fresh process.
+    if env is None:
+        return invoke_cli(*args)
     return edgekit_cli(*args, cwd=REPO, env=env, timeout=120)
 
 

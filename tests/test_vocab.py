@@ -58,3 +58,11 @@ def test_normalize_arch_defaults_to_this_machine() -> None:
     import platform
 
     assert normalize_arch() == normalize_arch(platform.machine())
+
+
+def test_reference_runtimes_are_the_reference_only_classes() -> None:
+    from edgekit.profile_schema import RUNTIMES as PROFILE_RUNTIMES
+    from edgekit.vocab import REFERENCE_RUNTIMES
+
+    assert set(REFERENCE_RUNTIMES) == {n for n in RUNTIMES if get_runtime(n).reference_only}
+    assert not set(REFERENCE_RUNTIMES) & set(PROFILE_RUNTIMES)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench import machine
+import edgekit.bench.machine as machine
 from edgekit.bench.inputs import benchmark_inputs
 from edgekit.bench.loops import Progress, clock_overhead_ns, steady_state, warm_up
 from edgekit.bench.protocol import Protocol

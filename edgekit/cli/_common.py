@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from edgekit.cli._types import POSITIVE
+from edgekit.cli.params import POSITIVE
 
 # What --dataset (train, eval) accepts.
 DATA_SOURCES_HELP = (

@@ -9,7 +9,7 @@ import click
 
 from edgekit.cli._common import console, factory_options, resolve_model
 from edgekit.cli._complete import complete_runtime
-from edgekit.cli._types import (
+from edgekit.cli.params import (
     BATCH,
     POSITIVE_SECONDS,
     PROCESSES,

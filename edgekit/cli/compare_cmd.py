@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._types import SEED
+from edgekit.cli.params import SEED
 
 
 @click.command("compare")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._common import factory_options, resolve_model
-from edgekit.cli._types import POSITIVE
+from edgekit.cli.params import POSITIVE
 from edgekit.convert.graph import TARGETS
 from edgekit.convert.onnx_opset import DEFAULT_OPSET, OPSETS
 

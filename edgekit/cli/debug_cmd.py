@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli._types import POSITIVE
+from edgekit.cli.params import POSITIVE
 from edgekit.convert.graph import TARGETS
 
 

@@ -8,7 +8,7 @@ import click
 
 from edgekit.cli._common import factory_options, feed_options, resolve_model
 from edgekit.cli._complete import complete_profile
-from edgekit.cli._types import POSITIVE
+from edgekit.cli.params import POSITIVE
 from edgekit.emulate import TARGETS as EMULATED
 
 

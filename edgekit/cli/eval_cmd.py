@@ -15,7 +15,7 @@ from edgekit.cli._common import (
     resolve_model,
 )
 from edgekit.cli._complete import complete_runtime
-from edgekit.cli._types import BATCH, THREADS, allow_oversubscribe_option
+from edgekit.cli.params import BATCH, THREADS, allow_oversubscribe_option
 
 
 @click.command("eval")

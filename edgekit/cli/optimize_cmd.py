@@ -8,7 +8,7 @@ import click
 
 from edgekit.cli._common import echo_json, factory_options, feed_options, resolve_model
 from edgekit.cli._complete import complete_profile
-from edgekit.cli._types import (
+from edgekit.cli.params import (
     EPOCHS,
     OPEN_FRACTION,
     PERCENT_POINTS,

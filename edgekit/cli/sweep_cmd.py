@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edgekit.cli._common import console
-from edgekit.cli._types import RETRIES, THREADS, allow_oversubscribe_option
+from edgekit.cli.params import RETRIES, THREADS, allow_oversubscribe_option
 
 
 def _table(summary: dict[str, Any]) -> None:

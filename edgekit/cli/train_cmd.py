@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli._common import DATA_SOURCES_HELP, echo_json
-from edgekit.cli._types import (
+from edgekit.cli.params import (
     BATCH,
     EPOCHS,
     FRACTION,

@@ -119,12 +119,6 @@ def output_path(out: str | os.PathLike, to: str) -> Path:
     return p
 
 
-def _files_of(path: Path, fmt: str) -> list[Path]:
-    if fmt == "openvino":
-        return [path, path.with_suffix(".bin")]
-    return [path]
-
-
 def _place(built: Path, fmt: str, dest: Path) -> None:
     """Move a finished result into place; each file is renamed atomically over the old one."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -133,10 +127,12 @@ def _place(built: Path, fmt: str, dest: Path) -> None:
             raise InputError(f"{dest}: already exists; remove it or choose another --out")
         os.replace(built, dest)
         return
+    from edgekit.formats import reader_for
     from edgekit.outputs import replace_files
 
     # Weights before the .xml, so a reader never sees a new .xml with an old .bin.
-    pairs = list(zip(_files_of(built, fmt), _files_of(dest, fmt), strict=True))
+    reader = reader_for(fmt)
+    pairs = list(zip(reader.output_files(built), reader.output_files(dest), strict=True))
     replace_files(list(reversed(pairs)))
 
 

@@ -14,10 +14,19 @@ from edgekit.errors import MissingDependencyError
 
 
 def require(module: str, package: str) -> None:
-    """Raise a MissingDependencyError naming the pip command when `module` is absent."""
+    """Raise a MissingDependencyError naming the pip command when `module` is absent.
+
+    A framework of an edgekit extra is named by its extra (`edgekit.extras.require`);
+    a tool outside them by its own package.
+    """
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    from edgekit.extras import EXTRAS
+    from edgekit.extras import require as require_extra
+
+    if module.split(".")[0] in EXTRAS:
+        require_extra(module)
+    elif importlib.util.find_spec(module) is None:
         raise MissingDependencyError(
             f"the converter needs the Python package '{package}'; run: pip install {package}"
         )

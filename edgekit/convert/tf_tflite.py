@@ -15,6 +15,7 @@ from pathlib import Path
 from edgekit.convert._common import quiet_tensorflow, reason
 from edgekit.convert.graph import EdgeOptions
 from edgekit.errors import UnsupportedModelError
+from edgekit.extras import require
 from edgekit.model import Model
 
 
@@ -28,7 +29,7 @@ def explain(exc: BaseException) -> str:
 
 
 def _convert(src: Model, opts: EdgeOptions, shapes: dict[str, tuple[int, ...]]) -> bytes:
-    import tensorflow as tf
+    tf = require("tensorflow")
 
     tmp = None
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import EdgekitError, UnsupportedModelError
+from edgekit.errors import EdgekitError, UnsupportedModelError, first_line
 from edgekit.model import Model
 
 
@@ -95,8 +95,9 @@ def openvino_values(
         order = [p.get_any_name() for p in compiled.inputs]
         res = compiled.create_infer_request().infer([feeds[n] for n in order])
     except Exception as exc:  # noqa: BLE001 - OpenVINO's own error types
-        raise UnsupportedModelError(f"{model.path}: OpenVINO cannot run the marked model: "
-                                    f"{str(exc).splitlines()[0] if str(exc) else exc}") from None  # fmt: skip
+        raise UnsupportedModelError(
+            f"{model.path}: OpenVINO cannot run the marked model: {first_line(exc)}"
+        ) from None
     values: dict[str, np.ndarray] = {}
     for port in compiled.outputs:
         for name in port.get_names() & wanted:
@@ -108,16 +109,27 @@ def values_of(
     model: Model, feeds: Mapping[str, np.ndarray], wanted: Iterable[str]
 ) -> dict[str, np.ndarray]:
     """Intermediate values of `model` (any format) whose names are in `wanted`."""
-    fmt = str(model.format)
-    if fmt == "onnx":
-        import onnx
+    read = _VALUE_READERS.get(str(model.format))
+    if read is None:
+        raise EdgekitError(
+            f"{model.path}: edgekit cannot mark intermediate values of {model.format} models"
+        )
+    return read(model, feeds, wanted)
 
-        wanted = set(wanted)
-        values = onnx_values(model, feeds)
-        for name, image in quantized_images(onnx.load(str(model.path))).items():
-            if image in values:
-                values[name] = values[image]
-        return {k: v for k, v in values.items() if k in wanted}
-    if fmt == "openvino":
-        return openvino_values(model, feeds, wanted)
-    raise EdgekitError(f"{model.path}: edgekit cannot mark intermediate values of {fmt} models")
+
+def _onnx_wanted(
+    model: Model, feeds: Mapping[str, np.ndarray], wanted: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """An ONNX model's values in `wanted`, a quantized value standing for its float one."""
+    import onnx
+
+    wanted = set(wanted)
+    values = onnx_values(model, feeds)
+    for name, image in quantized_images(onnx.load(str(model.path))).items():
+        if image in values:
+            values[name] = values[image]
+    return {k: v for k, v in values.items() if k in wanted}
+
+
+# The formats whose intermediate values carry ONNX names, and how each is read.
+_VALUE_READERS = {"onnx": _onnx_wanted, "openvino": openvino_values}

@@ -254,15 +254,13 @@ def run_bundle(
 def _read_npz(path: Path, model: Model) -> dict[str, Any]:
     import numpy as np
 
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+    from edgekit.data.npz import read_npz
+
+    data = read_npz(path)
     names = [t.name for t in model.signature.inputs]
-    with data:
-        keys = list(data.keys())
-        if set(names) <= set(keys):
-            return {n: data[n] for n in names}
-        if len(names) == 1 and len(keys) == 1:
-            return {names[0]: data[keys[0]]}
+    keys = list(data)
+    if set(names) <= set(keys):
+        return {n: np.array(data[n]) for n in names}
+    if len(names) == 1 and len(keys) == 1:
+        return {names[0]: np.array(data[keys[0]])}
     raise InputError(f"{path}: holds arrays {keys}; the model's inputs are {names}")

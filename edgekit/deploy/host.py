@@ -6,9 +6,10 @@ this module only asks it, and times through `edgekit.bench.benchmark`.
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from edgekit.vocab import normalize_arch
 
 if TYPE_CHECKING:
     from edgekit.model import Model
@@ -19,8 +20,7 @@ __all__ = ["host_placement", "machine_arch", "measure_latency"]
 
 def machine_arch() -> str:
     """This machine's CPU architecture, named as profiles name it."""
-    m = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+    return normalize_arch()
 
 
 def host_placement(profile: Profile) -> tuple[str, str, str | None, str | None]:

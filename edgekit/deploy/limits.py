@@ -42,9 +42,9 @@ def _dtype_size(dtype: str) -> int:
 
 def _tflite_graph(model: Model) -> tuple[Tensors, Ops]:
     """Tensors and ops of a TFLite model's main graph, read from the flatbuffer."""
-    from edgekit.formats.tflite import _ITEMSIZE, TENSOR_TYPES, _Buf, _op_names
+    from edgekit.formats.tflite import ITEMSIZE, TENSOR_TYPES, FlatBuffer, op_names
 
-    buf = _Buf(model.path.read_bytes())
+    buf = FlatBuffer(model.path.read_bytes())
     root = buf.root()
     main = buf.tables(root, 2)[0]
     buffers = buf.tables(root, 4)
@@ -58,10 +58,10 @@ def _tflite_graph(model: Model) -> tuple[Tensors, Ops]:
         b = buf.scalar(t, 2, "<I")
         const = 0 < b < len(buffers) and (buf.vector(buffers[b], 0)[1] > 0
                                           or buf.scalar(buffers[b], 2, "<Q") > 0)  # fmt: skip
-        tensors.append({"bytes": n * _ITEMSIZE.get(dtype, 4), "const": const, "dtype": dtype,
+        tensors.append({"bytes": n * ITEMSIZE.get(dtype, 4), "const": const, "dtype": dtype,
                         "quantized": buf.indirect(t, 4) is not None
                         and bool(buf.scalars(buf.indirect(t, 4), 2, "f"))})  # fmt: skip
-    names = _op_names()
+    names = op_names()
     codes = []
     for oc in buf.tables(root, 1):
         builtin = max(buf.scalar(oc, 3, "<i"), buf.scalar(oc, 0, "<b"))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from edgekit.errors import InputError
 from edgekit.model import Model
+from edgekit.vocab import FLOAT_PRECISIONS
+from edgekit.vocab import INTEGER_PRECISIONS as INT_PRECISIONS
 
 if TYPE_CHECKING:
     from edgekit.profiles import Profile
@@ -15,8 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["FLOAT_PRECISIONS", "INT_PRECISIONS", "Optimizer", "choose_precision",
            "default_optimizer"]  # fmt: skip
 
-FLOAT_PRECISIONS = ("fp32", "fp16")
-INT_PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "int16x8")
 
 # An optimizer turns the source model into one of `precision`, in the profile's format,
 # inside `work`.

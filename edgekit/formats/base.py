@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
     from edgekit.signature import Signature
 
-__all__ = ["FormatReader", "ModelInfo", "read_head"]
+__all__ = ["FormatReader", "ModelFile", "ModelInfo", "read_head"]
+
+
+class ModelFile(Protocol):
+    """What a reader needs of a model: where it is and its files.
+
+    `edgekit.model.Model` satisfies it; readers name this instead of `Model`, so that
+    `formats` does not import `model` (which imports `formats`) even for type checking.
+    """
+
+    path: Path
+    files: list[Path]
+    trust_model: bool
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,13 @@ class FormatReader:
         """
         return [path]
 
+    def output_files(self, path: Path) -> list[Path]:
+        """The files a model written at `path` is made of, model first, existing or not.
+
+        Where a converter's result is renamed to, file by file (an IR's .bin beside its .xml).
+        """
+        return [path]
+
     def refusal(self, path: Path) -> str | None:
         """Why `path` looks like this format but is not a readable one, or None.
 
@@ -66,6 +84,6 @@ class FormatReader:
         """
         return None
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         """The model's signature, operator histogram and parameter count, without running it."""
         raise NotImplementedError

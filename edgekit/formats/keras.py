@@ -24,7 +24,7 @@ from edgekit.formats.base import FormatReader, ModelInfo, read_head
 from edgekit.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
+    from edgekit.formats.base import ModelFile
 
 # Packages whose objects a config may name: Keras itself and its official model libraries.
 _TRUSTED_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "builtins"})
@@ -32,7 +32,7 @@ _TRUSTED_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "b
 _MAX_CONFIG_BYTES = 64 << 20
 
 
-def _code_refusal(model: Model, what: str) -> UnsupportedModelError:
+def _code_refusal(model: ModelFile, what: str) -> UnsupportedModelError:
     return UnsupportedModelError(
         f"{model.path}: the model contains Python code ({what}), which edgekit does not run "
         "from an untrusted file; pass --trust-model if you trust where it came from"
@@ -52,7 +52,7 @@ sys.stdout.buffer.write(text.encode("utf-8") if isinstance(text, str) else bytes
 """
 
 
-def _read_h5_config(model: Model) -> bytes:
+def _read_h5_config(model: ModelFile) -> bytes:
     import subprocess
     import sys
 
@@ -78,7 +78,7 @@ def _read_h5_config(model: Model) -> bytes:
     return proc.stdout
 
 
-def _read_config(model: Model) -> Any:
+def _read_config(model: ModelFile) -> Any:
     """The model's config JSON, read without Keras (so nothing in it is built or imported)."""
     try:
         if zipfile.is_zipfile(model.path):
@@ -99,7 +99,7 @@ def _read_config(model: Model) -> Any:
         ) from None
 
 
-def check_no_code(model: Model, config: Any) -> None:
+def check_no_code(model: ModelFile, config: Any) -> None:
     """Raise UnsupportedModelError if the config would run or import Python code."""
     stack = [config]
     while stack:
@@ -122,7 +122,7 @@ def check_no_code(model: Model, config: Any) -> None:
         stack.extend(node.values())
 
 
-def load_keras(model: Model) -> Any:
+def load_keras(model: ModelFile) -> Any:
     """Load the Keras model; safe_mode refuses embedded code unless the user trusts the file."""
     config = _read_config(model)  # also when trusted: Keras would hang where HDF5 loops
     if not model.trust_model:
@@ -211,11 +211,11 @@ class KerasReader(FormatReader):
             return f"a damaged zip archive, not a readable .keras model ({exc})"
         return "a zip archive without config.json, so not a .keras model"
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         return _describe(model)
 
 
-def _describe(model: Model) -> ModelInfo:
+def _describe(model: ModelFile) -> ModelInfo:
     km = load_keras(model)
     inputs = list(km.inputs)
     outputs = list(km.outputs)

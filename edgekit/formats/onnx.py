@@ -20,7 +20,7 @@ from edgekit.formats.base import FormatReader, ModelInfo
 from edgekit.signature import Dim, Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
+    from edgekit.formats.base import ModelFile
 
 
 def _dtype(elem_type: int) -> str:
@@ -135,7 +135,7 @@ def _spec(value_info: Any) -> TensorSpec:
     return TensorSpec(_text(value_info.name), shape, _dtype(ttype.elem_type))
 
 
-def load_proto(model: Model, load_external_data: bool = False) -> Any:
+def load_proto(model: ModelFile, load_external_data: bool = False) -> Any:
     """Parse the model; external data is checked to stay in the folder before it is loaded."""
     onnx = require("onnx")
     try:
@@ -227,11 +227,11 @@ class ONNXReader(FormatReader):
             return [path]
         return [path, *(f for f in external_files(proto, path) if f.is_file())]
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         return _describe(model)
 
 
-def _describe(model: Model) -> ModelInfo:
+def _describe(model: ModelFile) -> ModelInfo:
     proto = load_proto(model)
     graph = proto.graph
     initializers = {t.name for t in graph.initializer}

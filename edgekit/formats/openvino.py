@@ -14,7 +14,7 @@ from edgekit.formats.base import FormatReader, ModelInfo, read_head
 from edgekit.signature import Dim, Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
+    from edgekit.formats.base import ModelFile
 
 
 def port_name(port: Any, fallback: str) -> str:
@@ -53,7 +53,7 @@ def explain_error(exc: BaseException) -> str:
     return reason
 
 
-def read_model(model: Model) -> Any:
+def read_model(model: ModelFile) -> Any:
     ov = require("openvino")
     try:
         return ov.Core().read_model(str(model.path))
@@ -106,6 +106,9 @@ class OpenVINOReader(FormatReader):
             )
         return [path, bin_path]
 
+    def output_files(self, path: Path) -> list[Path]:
+        return [path, path.with_suffix(".bin")]
+
     def refusal(self, path: Path) -> str | None:
         if not self._looks_xml(path):
             return None
@@ -115,7 +118,7 @@ class OpenVINOReader(FormatReader):
             return f"unreadable XML, not an OpenVINO IR ({exc})"
         return f"XML whose root is <{root_tag}>, not an OpenVINO IR (<net>)"
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         ov_model = read_model(model)
         try:
             return _describe(ov_model)

@@ -12,12 +12,12 @@ from edgekit.formats.base import FormatReader, ModelInfo
 from edgekit.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
+    from edgekit.formats.base import ModelFile
 
 SERVING_KEY = "serving_default"
 
 
-def load_savedmodel(model: Model) -> Any:
+def load_savedmodel(model: ModelFile) -> Any:
     tf = require("tensorflow")
     try:
         return tf.saved_model.load(str(model.path))
@@ -27,7 +27,7 @@ def load_savedmodel(model: Model) -> Any:
         ) from None
 
 
-def serving_function(model: Model, loaded: Any) -> Any:
+def serving_function(model: ModelFile, loaded: Any) -> Any:
     sigs = loaded.signatures
     if SERVING_KEY in sigs:
         return sigs[SERVING_KEY]
@@ -61,11 +61,11 @@ class SavedModelReader(FormatReader):
             "pass a model file or a SavedModel folder"
         )
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         return _describe(model)
 
 
-def _describe(model: Model) -> ModelInfo:
+def _describe(model: ModelFile) -> ModelInfo:
     loaded = load_savedmodel(model)
     fn = serving_function(model, loaded)
     _, kwargs = fn.structured_input_signature

@@ -17,7 +17,7 @@ from edgekit.formats.base import FormatReader, ModelInfo, read_head
 from edgekit.signature import Quantization, Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from edgekit.model import Model
+    from edgekit.formats.base import ModelFile
 
 # TensorType enum of the TFLite schema -> numpy dtype name.
 TENSOR_TYPES = {
@@ -138,7 +138,7 @@ class TFLiteReader(FormatReader):
         head = read_head(path, 8)
         return len(head) >= 8 and head[4:8] == b"TFL3"
 
-    def read(self, model: Model) -> ModelInfo:
+    def read(self, model: ModelFile) -> ModelInfo:
         data = model.path.read_bytes()
         try:
             return _read(FlatBuffer(data))
@@ -189,7 +189,7 @@ def _read(buf: FlatBuffer) -> ModelInfo:
     return ModelInfo(Signature(specs(1), specs(2)), dict(ops), params)
 
 
-def tensor_names(model: Model) -> list[str]:
+def tensor_names(model: ModelFile) -> list[str]:
     """Names of every tensor of the main subgraph, by index (for error messages)."""
     buf = FlatBuffer(model.path.read_bytes())
     try:
@@ -197,9 +197,3 @@ def tensor_names(model: Model) -> list[str]:
         return [buf.string(t, 3) for t in buf.tables(main, 0)]
     except (_Malformed, struct.error, IndexError):
         return []
-
-
-# The private names deploy.py and verify.py import today; remove once they use the public ones.
-_Buf = FlatBuffer
-_ITEMSIZE = ITEMSIZE
-_op_names = op_names

@@ -53,6 +53,7 @@ class Pass(ABC):
         as `config` says and write the result at `out`."""
         if not isinstance(config, self.Config):
             raise TypeError(f"{self.name} takes a {self.Config.__name__}, not {type(config)}")
+        self.info.require()
         return self._run(model, config, Path(out))
 
     @abstractmethod

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import DatasetError, EdgekitError, InputError
-from edgekit.runtimes.base import first_line
+from edgekit.errors import DatasetError, EdgekitError, InputError, first_line
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import EdgekitError, InputError, UnsupportedModelError
-from edgekit.optimize import _tools as T
+import edgekit.optimize._tools as T
+from edgekit.errors import EdgekitError, InputError, UnsupportedModelError, first_line
 from edgekit.optimize.candidates import (
     SLOWER_MARGIN,
     Candidate,
@@ -38,7 +38,6 @@ from edgekit.optimize.passes import (
     passes_for,
     quantizer_for,
 )
-from edgekit.runtimes.base import first_line
 
 EVAL_BATCH = 64
 

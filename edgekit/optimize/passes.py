@@ -12,8 +12,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-# Every precision a pass can make, in the order help texts list them.
-PRECISIONS = ("int8", "int8-float-fallback", "fp16", "dynamic", "int16x8", "fp32")
+from edgekit.vocab import PRECISIONS  # every precision a pass can make, in help-text order
+
 INT8 = ("int8", "int8-float-fallback")
 # Precisions that need calibration samples.
 CALIBRATED = ("int8", "int8-float-fallback", "int16x8")
@@ -34,6 +34,15 @@ class PassInfo:
     needs_data: bool = False  # True: needs labelled training data (fine-tuning)
     summary: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The frameworks it imports: a missing one is a user error naming its extra.
+    modules: tuple[str, ...] = ()
+
+    def require(self) -> None:
+        """Import the pass's frameworks, or raise MissingDependencyError naming the extra."""
+        from edgekit.extras import require
+
+        for module in self.modules:
+            require(module)
 
 
 PASSES: dict[str, PassInfo] = {
@@ -41,27 +50,29 @@ PASSES: dict[str, PassInfo] = {
     for p in (
         PassInfo("prune_magnitude", "edgekit.optimize.prune_magnitude:MagnitudePrune",
                  ("keras",), None, "prune", needs_data=True,
-                 summary="unstructured magnitude pruning with fine-tuning"),
+                 summary="unstructured magnitude pruning with fine-tuning", modules=("keras",)),
         PassInfo("prune_structured", "edgekit.optimize.prune_structured:StructuredPrune",
                  ("keras",), None, "prune", needs_data=True,
                  summary="remove conv filters / dense units by L1 norm, rebuild, fine-tune",
-                 extra={"structured": True}),
+                 extra={"structured": True}, modules=("keras",)),
         PassInfo("prune_weights", "edgekit.optimize.prune_weights:WeightPrune",
                  ("onnx", "tflite"), None, "prune",
                  summary="zero small weights without training (compressed size only)"),
         PassInfo("quant_tflite", "edgekit.optimize.quantize.tflite:TFLiteQuantize",
                  ("keras", "savedmodel"), "tflite", "quantize", PRECISIONS,
-                 summary="TFLite converter post-training quantization"),
+                 summary="TFLite converter post-training quantization", modules=("tensorflow",)),
         PassInfo("quant_onnx", "edgekit.optimize.quantize.onnx:ONNXQuantize",
                  ("onnx",), "onnx", "quantize", PRECISIONS,
-                 summary="ONNX Runtime dynamic / static QDQ / QOperator quantization"),
+                 summary="ONNX Runtime dynamic / static QDQ / QOperator quantization",
+                 modules=("onnx", "onnxruntime")),
         PassInfo("quant_openvino", "edgekit.optimize.quantize.openvino:OpenVINOQuantize",
                  ("onnx", "openvino"), "openvino", "quantize",
                  tuple(p for p in PRECISIONS if p not in ("dynamic", "int16x8")),
-                 summary="NNCF int8 and fp16 weight compression"),
+                 summary="NNCF int8 and fp16 weight compression", modules=("openvino", "nncf")),
         PassInfo("graph_opt", "edgekit.optimize.graph_opt:GraphOpt",
                  ("onnx",), "onnx", "graph",
-                 summary="ONNX Runtime offline graph optimization, kept when faster"),
+                 summary="ONNX Runtime offline graph optimization, kept when faster",
+                 modules=("onnxruntime",)),
     )
 }  # fmt: skip
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import edgekit.optimize._tools as T
 from edgekit.errors import InputError, UnsupportedModelError
-from edgekit.optimize import _tools as T
 from edgekit.optimize.passes import QUANTIZE_CHOICES, fine_tunes, quantizer_for
 from edgekit.outputs import atomic_dir, output_lock
 
@@ -83,8 +83,8 @@ def optimize(
     chance (`edgekit.data.feed.near_chance`) is warned about loudly and never meets the
     budget unless `accept_low_baseline`.
     """
+    import edgekit.optimize.report as R
     from edgekit.model import load
-    from edgekit.optimize import report as R
     from edgekit.optimize.data import resolve_data
     from edgekit.optimize.flow import Run, run_flow
     from edgekit.profiles import load_profile

@@ -52,6 +52,7 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
     from edgekit.devices import cpu
     from edgekit.optimize.candidates import parity_dict
     from edgekit.optimize.quantize.onnx import has_vnni
+    from edgekit.runtimes import get_runtime
 
     profile, runtime, data, threads = run.prof, run.runtime, run.data, run.threads
     baseline, chosen, candidates = run.base, run.chosen, run.candidates
@@ -68,11 +69,7 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
         )
     if not data.labelled:
         warns.append("accuracy is unproven: no labelled evaluation data")
-    if runtime == "openvino" and {"avx512_bf16", "amx_bf16"} & set(info["isa_features"]):
-        warns.append(
-            "OpenVINO runs fp32 models in bf16 by default on this CPU; every model here was "
-            "measured with INFERENCE_PRECISION_HINT=f32 so that parity compares like with like"
-        )
+    warns += get_runtime(runtime).precision_notes(set(info["isa_features"]))
     ratio = chosen.vs_baseline
     if ratio is not None:
         speedup = ratio["speedup"]

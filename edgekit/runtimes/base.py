@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from edgekit.errors import InputError, MissingDependencyError, UnsupportedModelError
+from edgekit.errors import first_line as first_line  # re-exported: it lived here before
 from edgekit.model import Model, Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -91,11 +92,12 @@ class Session(abc.ABC):
         """
         from edgekit.runtimes.concurrent import ThreadRequests
 
+        note, region = self.concurrency_note, self.timed_region
         if self.thread_safe:
-            return ThreadRequests([list(calls) for _ in range(concurrency)], self, [])
+            return ThreadRequests([list(calls) for _ in range(concurrency)], note, region, [])
         extra = [open_more() for _ in range(concurrency - 1)]
         groups = [list(calls)] + [[s.bind(f) for f in feeds] for s in extra]
-        return ThreadRequests(groups, self, extra)
+        return ThreadRequests(groups, note, region, extra)
 
     def close(self) -> None:  # noqa: B027 - optional hook; most sessions free on GC
         """Release the runtime's resources."""
@@ -117,6 +119,8 @@ class Runtime(abc.ABC):
     # A reference runs a model in its own framework for parity and accuracy checks; it is
     # not a deployment target, so profiles, inspect and bench do not offer it.
     reference_only: ClassVar[bool] = False
+    # What `devices()` lists, as `edgekit devices` names it: "devices" or "providers".
+    device_key: ClassVar[str] = "devices"
 
     @classmethod
     @abc.abstractmethod
@@ -132,6 +136,12 @@ class Runtime(abc.ABC):
     def devices(cls) -> list[str]:
         """Devices (or execution providers) this runtime can use on this machine."""
         return ["CPU"]
+
+    @classmethod
+    def precision_notes(cls, isa_features: set[str]) -> list[str]:
+        """Warnings for a report: where this runtime's default precision on a CPU with
+        `isa_features` differs from what the model declares, and how edgekit measured."""
+        return []
 
     @classmethod  # noqa: B027 - optional hook: most runtimes import in version()
     def import_framework(cls) -> None:
@@ -235,11 +245,6 @@ class Runtime(abc.ABC):
         except PackageNotFoundError:
             return dist
         return f"{dist}>={'.'.join(installed.split('.')[:2])}"
-
-
-def first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _shape_matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:

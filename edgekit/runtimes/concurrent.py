@@ -13,12 +13,9 @@ import abc
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from edgekit.runtimes.base import Session
 
 
 class Requests(abc.ABC):
@@ -50,10 +47,18 @@ class Requests(abc.ABC):
 
 
 class ThreadRequests(Requests):
-    """One Python thread per request, each timing its own bound calls in a loop."""
+    """One Python thread per request, each timing its own bound calls in a loop.
+
+    `note` and `region` are the session's `concurrency_note` and `timed_region`;
+    `extra` are the sessions opened for these requests, closed by `close`.
+    """
 
     def __init__(
-        self, groups: Sequence[Sequence[Callable[[], Any]]], session: Session, extra: list[Any]
+        self,
+        groups: Sequence[Sequence[Callable[[], Any]]],
+        note: str,
+        region: str,
+        extra: list[Any],
     ) -> None:
         self._groups = groups
         self._extra = extra
@@ -61,8 +66,8 @@ class ThreadRequests(Requests):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._region = (
-            f"{len(groups)} Python threads ({session.concurrency_note}), each timing "
-            f"{session.timed_region} with perf_counter_ns; throughput = completed calls / wall time"
+            f"{len(groups)} Python threads ({note}), each timing "
+            f"{region} with perf_counter_ns; throughput = completed calls / wall time"
         )
 
     @property

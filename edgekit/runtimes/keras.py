@@ -13,6 +13,7 @@ import numpy as np
 from edgekit.model import Model
 from edgekit.runtimes.base import Session
 from edgekit.runtimes.reference import ReferenceRuntime, output_names
+from edgekit.vocab import RUNTIME_FORMATS
 
 
 class KerasSession(Session):
@@ -42,7 +43,7 @@ class KerasSession(Session):
 
 class Keras(ReferenceRuntime):
     name = "keras"
-    formats = ("keras",)
+    formats = RUNTIME_FORMATS[name]
     package = "keras"
     module = "keras"
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import MissingDependencyError, UnsupportedModelError
+from edgekit.errors import MissingDependencyError, UnsupportedModelError, first_line
 from edgekit.model import Model
-from edgekit.runtimes.base import Runtime, Session, check_feeds, first_line
+from edgekit.runtimes.base import Runtime, Session, check_feeds
+from edgekit.vocab import RUNTIME_FORMATS
 
 # Module path of each interpreter, in order of preference.
 _INTERPRETERS = (
@@ -143,7 +144,7 @@ class LiteRTSession(Session):
 
 class LiteRT(Runtime):
     name = "litert"
-    formats = ("tflite",)
+    formats = RUNTIME_FORMATS[name]
     package = "ai-edge-litert"
     extra = "litert"
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UnsupportedModelError
+from edgekit.errors import UnsupportedModelError, first_line
 from edgekit.model import Model
-from edgekit.runtimes.base import Runtime, Session, first_line
+from edgekit.runtimes.base import Runtime, Session
+from edgekit.vocab import RUNTIME_FORMATS
 
 
 class ReferenceSession(Session):
@@ -62,7 +63,7 @@ class OnnxReference(Runtime):
     """`onnx.reference.ReferenceEvaluator`: every standard opset, numpy speed, CPU only."""
 
     name = "onnx-reference"
-    formats = ("onnx",)
+    formats = RUNTIME_FORMATS[name]
     package = "onnx"
     extra = "onnx"
     reference_only = True

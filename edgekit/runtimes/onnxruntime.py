@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UnsupportedModelError
+from edgekit.errors import UnsupportedModelError, first_line
 from edgekit.model import Model
-from edgekit.runtimes.base import Runtime, Session, check_feeds, first_line
+from edgekit.runtimes.base import Runtime, Session, check_feeds
+from edgekit.vocab import RUNTIME_FORMATS
 
 # Short names users type -> ONNX Runtime execution provider names.
 PROVIDER_ALIASES = {
@@ -144,9 +145,10 @@ class OrtSession(Session):
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
-    formats = ("onnx",)
+    formats = RUNTIME_FORMATS[name]
     package = "onnxruntime"
     extra = "onnx"
+    device_key = "providers"
 
     @classmethod
     def available(cls) -> bool:

@@ -14,6 +14,7 @@ from edgekit.formats.openvino import explain_error, read_model
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session, check_feeds
 from edgekit.runtimes.concurrent import Requests
+from edgekit.vocab import RUNTIME_FORMATS
 
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")
 # Exec-graph node types that move or hold data rather than compute.
@@ -223,7 +224,7 @@ class OpenVINOSession(Session):
 
 class OpenVINO(Runtime):
     name = "openvino"
-    formats = ("openvino", "onnx", "tflite", "savedmodel")
+    formats = RUNTIME_FORMATS[name]
     package = "openvino"
     extra = "openvino"
 
@@ -238,6 +239,15 @@ class OpenVINO(Runtime):
         import openvino as ov
 
         return ov.get_version()
+
+    @classmethod
+    def precision_notes(cls, isa_features: set[str]) -> list[str]:
+        if not {"avx512_bf16", "amx_bf16"} & isa_features:
+            return []
+        return [
+            "OpenVINO runs fp32 models in bf16 by default on this CPU; every model here was "
+            "measured with INFERENCE_PRECISION_HINT=f32 so that parity compares like with like"
+        ]
 
     @classmethod
     def devices(cls) -> list[str]:

@@ -13,6 +13,7 @@ import numpy as np
 from edgekit.model import Model
 from edgekit.runtimes.base import Session
 from edgekit.runtimes.reference import ReferenceRuntime
+from edgekit.vocab import RUNTIME_FORMATS
 
 
 class TensorFlowSession(Session):
@@ -37,7 +38,7 @@ class TensorFlowSession(Session):
 
 class TensorFlow(ReferenceRuntime):
     name = "tensorflow"
-    formats = ("savedmodel",)
+    formats = RUNTIME_FORMATS[name]
     package = "tensorflow"
     module = "tensorflow"
 

@@ -21,6 +21,7 @@ import numpy as np
 from edgekit.errors import UnsupportedModelError
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session, check_feeds, first_line
+from edgekit.vocab import RUNTIME_FORMATS
 
 __all__ = ["TFLiteMicro", "TFLiteMicroSession"]
 
@@ -168,7 +169,7 @@ class TFLiteMicro(Runtime):
     """TFLM's Python interpreter (package `tflite-micro`): reference kernels, exact arena."""
 
     name = "tflite-micro"
-    formats = ("tflite",)
+    formats = RUNTIME_FORMATS[name]
     package = "tflite-micro"
     extra = "tflite-micro"
 

@@ -20,6 +20,7 @@ from edgekit.errors import InputError
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session
 from edgekit.runtimes.reference import output_names
+from edgekit.vocab import RUNTIME_FORMATS
 
 
 def _leaves(out: Any) -> list[Any]:
@@ -73,7 +74,7 @@ class TorchSession(Session):
 
 class Torch(Runtime):
     name = "torch"
-    formats = ("torch",)
+    formats = RUNTIME_FORMATS[name]
     package = "torch"
     extra = "torch"
     # A PyTorch module is not safe to call from several Python threads at once in general.

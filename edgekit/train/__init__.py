@@ -215,26 +215,6 @@ def _history(h: dict[str, list], opts: TrainOptions) -> dict:
     }
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move a finished temp folder into place; never touches files it did not write."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; give it normal folder rights
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        os.replace(tmp, out)
-        return
-    # The folder holds other things: replace only our own files, metrics.json last, so a
-    # crash in between never pairs an old metrics.json with a new model.
-    (out / "metrics.json").unlink(missing_ok=True)
-    for name in OUTPUT_FILES:
-        os.replace(tmp / name, out / name)
-    shutil.rmtree(tmp)
-
-
 def _versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
@@ -414,10 +394,10 @@ def train(
             "versions": _versions(),
         }
         _write_json(tmp / "metrics.json", metrics)
-        from edgekit.outputs import output_lock
+        from edgekit.outputs import output_lock, publish_files
 
         with output_lock(out):  # two runs into one folder never interleave their files
-            _publish(tmp, out)
+            publish_files(tmp, out, OUTPUT_FILES)  # never touches files it did not write
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

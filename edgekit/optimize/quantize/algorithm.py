@@ -51,8 +51,11 @@ def quantize(
     `calib` (samples, float32) is needed for int8, int8-float-fallback and int16x8;
     `options` is the backend's `Options` (default: chosen for this CPU).
     """
+    info = quantizer_for(fmt)
     b = backend(fmt)
     require_precision(b, precision)
+    if info is not None:
+        info.require()
     cal = Calibration.wrap(calib, b.tool, precision) if precision in CALIBRATED else None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

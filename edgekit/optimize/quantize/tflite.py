@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UnsupportedModelError
+from edgekit.errors import UnsupportedModelError, first_line
 from edgekit.optimize.quantize.algorithm import QuantizePass
 from edgekit.optimize.quantize.backend import Calibration, LayerError, QuantBackend, QuantOptions
 
@@ -125,10 +125,8 @@ class TFLiteBackend(QuantBackend):
                 with _no_export_listing():
                     data = conv.convert()
             except Exception as exc:  # the converter raises many types, all with a message
-                text = str(exc).strip()
-                first = text.splitlines()[0] if text else type(exc).__name__
                 raise UnsupportedModelError(
-                    f"the TFLite converter cannot make a {precision} model: {first}"
+                    f"the TFLite converter cannot make a {precision} model: {first_line(exc)}"
                 ) from None
         out.write_bytes(data)
         return out
