@@ -62,6 +62,9 @@ def test_sweep_file_errors_are_one_sentence(models):
     cases = {
         'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\nthreads = 2\n': "unknown key 'threads'",
         'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\n[[configs]]\nprune = 1.5\n': "between 0 and 1",
+        'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\n[[configs]]\nthreads = 99999999999999999999\n': "out of range",
+        'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\n[[configs]]\nseed = -1\n': "seed = -1 is out of range",
+        'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\n[[configs]]\nmax_accuracy_drop = nan\n': "out of range",
         'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\n[[configs]]\nquant = "int8"\n': "unknown key 'quant'",
         'models = ["nope.onnx"]\nprofiles = ["x86-avx2"]\n': "does not exist",
         'models = ["a.onnx"]\nprofiles = ["no-such-profile"]\n': "no-such-profile",

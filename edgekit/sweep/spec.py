@@ -33,6 +33,29 @@ CONFIG_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 TOP_KEYS = {"models", "profiles", "configs", "bundle", "calib_data", "eval_data"}
 
+# The range of every numeric configuration key: (low, high, low_open, high_open). Threads
+# follow `edgekit.cli.params`' rule: at most 4x this machine's logical cores, since a
+# sweep times its jobs here.
+_MAX_THREADS = 4 * (os.cpu_count() or 1)
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "prune": (0.0, 1.0, True, True),
+    "threads": (1, _MAX_THREADS, False, False),
+    "max_accuracy_drop": (0.0, 100.0, False, False),
+    "calib_samples": (1, 1_000_000, False, False),
+    "max_float_layers": (0, 10_000, False, False),
+    "finetune_epochs": (1, 10_000, False, False),
+    "seed": (0, 2**32 - 1, False, False),
+}
+
+
+def _check_range(where: str, key: str, value: float) -> None:
+    low, high, low_open, high_open = RANGES[key]
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or value != value:  # NaN compares false both ways
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InputError(f"{where}.{key} = {value!r} is out of range: {span}")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -92,8 +115,8 @@ def _check_config(i: int, cfg: Any, source: str) -> dict[str, Any]:
             raise InputError(f"{where}.{key} = {value!r} is not {meaning}")
     if "prune" in cfg and not 0.0 < float(cfg["prune"]) < 1.0:
         raise InputError(f"{where}.prune = {cfg['prune']} must be between 0 and 1")
-    if "threads" in cfg and cfg["threads"] < 1:
-        raise InputError(f"{where}.threads = {cfg['threads']} must be at least 1")
+    for key in sorted(set(cfg) & set(RANGES)):
+        _check_range(where, key, cfg[key])
     out = dict(cfg)
     out.setdefault("name", f"config{i}")
     return out
