@@ -232,7 +232,7 @@ def _calib_cases(d: Path) -> dict[str, tuple[Path, str]]:
         "inf": (_npz(d / "inf.npz", x=inf, y=y), "NaN or Inf"),
         # images of another size are resized, and 1 or 3 channels converted, by design;
         # a sample that is not an image at all, or has 5 channels, cannot be
-        "wrong_rank": (_npz(d / "rank.npz", x=x.reshape(20, 64), y=y), "(H, W)"),
+        "wrong_rank": (_npz(d / "rank.npz", x=x.reshape(20, 64), y=y), "are not images"),
         "wrong_channels": (_npz(d / "ch.npz", x=np.repeat(x, 5, -1), y=y), "5 channels"),
         "wrong_dtype": (_npz(d / "dtype.npz", x=np.full((20, 8, 8, 1), "a"), y=y), "real numbers"),
         "complex": (_npz(d / "complex.npz", x=x.astype(np.complex64), y=y), "real numbers"),
