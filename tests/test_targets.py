@@ -54,8 +54,9 @@ def test_cli_json_matches_the_api_and_loads_no_framework() -> None:
     result = run_cli("targets", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [t.to_dict() for t in targets()]
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "edgekit", "targets"],
-                         cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    # --verbose: without it edgekit captures fd 2 during a command, -X importtime's lines too
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "edgekit", "--verbose",
+                          "targets"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 0, out.stderr
     loaded = {ln.rsplit("|", 1)[-1].strip() for ln in out.stderr.splitlines() if "|" in ln}
     assert not loaded & {"tensorflow", "onnxruntime", "openvino", "nncf", "torch"}

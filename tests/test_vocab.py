@@ -62,7 +62,10 @@ def test_normalize_arch_defaults_to_this_machine() -> None:
 
 def test_reference_runtimes_are_the_reference_only_classes() -> None:
     from edgekit.profile_schema import RUNTIMES as PROFILE_RUNTIMES
+    from edgekit.runtimes import REFERENCE_RUNTIMES as REFERENCE_TABLE
     from edgekit.vocab import REFERENCE_RUNTIMES
 
-    assert set(REFERENCE_RUNTIMES) == {n for n in RUNTIMES if get_runtime(n).reference_only}
+    assert set(REFERENCE_RUNTIMES) == set(REFERENCE_TABLE)
+    assert all(get_runtime(n).reference_only for n in REFERENCE_TABLE)
+    assert not any(get_runtime(n).reference_only for n in RUNTIMES)
     assert not set(REFERENCE_RUNTIMES) & set(PROFILE_RUNTIMES)

@@ -30,13 +30,25 @@ LOCK = ".edgekit-bench.lock"
 
 
 def probe_source() -> str:
-    """The fingerprint program sent to a device: edgekit/devices.py plus probe_tail.py."""
+    """The fingerprint program sent to a device: edgekit/vocab.py (for normalize_arch), then
+    edgekit/devices.py without its edgekit import, then probe_tail.py. Both modules import
+    only the standard library, so the program runs where edgekit is not installed."""
     from edgekit.bench.machine import PACKAGES
 
+    vocab_src = (HERE.parent / "vocab.py").read_text(encoding="utf-8")
     devices_src = (HERE.parent / "devices.py").read_text(encoding="utf-8")
+    for line in (
+        "from __future__ import annotations\n",
+        "from edgekit.vocab import normalize_arch\n",
+    ):
+        if line not in devices_src:
+            raise RuntimeError(
+                f"edgekit/devices.py no longer has {line.strip()!r}: update the probe"
+            )
+        devices_src = devices_src.replace(line, "", 1)
     tail = (HERE / "probe_tail.py").read_text(encoding="utf-8")
     tail = tail.replace("PACKAGES: list = []", f"PACKAGES: list = {list(PACKAGES)!r}")
-    return devices_src + "\n" + tail
+    return vocab_src + "\n" + devices_src + "\n" + tail
 
 
 def environment(raw: dict[str, Any]) -> dict[str, Any]:
