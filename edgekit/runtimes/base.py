@@ -13,7 +13,11 @@ runtime it holds.
 from __future__ import annotations
 
 import abc
+import importlib
+import importlib.util
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -122,15 +126,24 @@ class Runtime(abc.ABC):
     # What `devices()` lists, as `edgekit devices` names it: "devices" or "providers".
     device_key: ClassVar[str] = "devices"
 
-    @classmethod
-    @abc.abstractmethod
-    def available(cls) -> bool:
-        """True when the runtime's package imports here."""
+    module: ClassVar[str]  # the module that must import for the runtime to be available
 
     @classmethod
-    @abc.abstractmethod
+    def available(cls) -> bool:
+        """True when the runtime's module can be imported here (found, not imported)."""
+        return importlib.util.find_spec(cls.module) is not None
+
+    @classmethod
     def version(cls) -> str | None:
-        """The installed version, or None."""
+        """The installed version, or None: the distribution's, else the module's own
+        `__version__` (a build installed under another distribution name, such as
+        onnxruntime-gpu)."""
+        if not cls.available():
+            return None
+        try:
+            return dist_version(cls.package)
+        except PackageNotFoundError:
+            return getattr(importlib.import_module(cls.module), "__version__", None)
 
     @classmethod
     def devices(cls) -> list[str]:

@@ -8,7 +8,6 @@ them, so it is `reference_only`: never listed, chosen by default or benchmarked.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,20 +64,9 @@ class OnnxReference(Runtime):
     name = "onnx-reference"
     formats = RUNTIME_FORMATS[name]
     package = "onnx"
+    module = "onnx"
     extra = "onnx"
     reference_only = True
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("onnx") is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        if not cls.available():
-            return None
-        import onnx
-
-        return onnx.__version__
 
     @classmethod
     def open(

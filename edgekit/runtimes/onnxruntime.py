@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -147,20 +146,9 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
     formats = RUNTIME_FORMATS[name]
     package = "onnxruntime"
+    module = "onnxruntime"
     extra = "onnx"
     device_key = "providers"
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("onnxruntime") is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        if not cls.available():
-            return None
-        import onnxruntime as ort
-
-        return ort.__version__
 
     @classmethod
     def devices(cls) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -226,11 +225,8 @@ class OpenVINO(Runtime):
     name = "openvino"
     formats = RUNTIME_FORMATS[name]
     package = "openvino"
+    module = "openvino"
     extra = "openvino"
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("openvino") is not None
 
     @classmethod
     def version(cls) -> str | None:

@@ -7,11 +7,8 @@ deployment target, so profiles, `inspect` and `bench` do not offer it.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as dist_version
-from typing import Any, ClassVar
+from typing import Any
 
 from edgekit.errors import InputError
 from edgekit.model import Model
@@ -23,18 +20,6 @@ class ReferenceRuntime(Runtime):
 
     reference_only = True
     extra = "train"  # TensorFlow and Keras
-    module: ClassVar[str]  # the module that must import
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec(cls.module) is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        try:
-            return dist_version(cls.package)
-        except PackageNotFoundError:
-            return None
 
     @classmethod
     def check_format(cls, model: Model) -> None:

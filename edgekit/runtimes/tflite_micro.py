@@ -9,7 +9,6 @@ this host's, on reference kernels: they are not the microcontroller's.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import tempfile
@@ -171,20 +170,8 @@ class TFLiteMicro(Runtime):
     name = "tflite-micro"
     formats = RUNTIME_FORMATS[name]
     package = "tflite-micro"
+    module = "tflite_micro"
     extra = "tflite-micro"
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("tflite_micro") is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version(cls.package)
-        except PackageNotFoundError:
-            return None
 
     @classmethod
     def import_framework(cls) -> None:

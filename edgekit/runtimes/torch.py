@@ -8,10 +8,7 @@ checked against, and what `eval` scores it with) and a target of its own for
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as dist_version
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,20 +73,10 @@ class Torch(Runtime):
     name = "torch"
     formats = RUNTIME_FORMATS[name]
     package = "torch"
+    module = "torch"
     extra = "torch"
     # A PyTorch module is not safe to call from several Python threads at once in general.
     thread_safe: ClassVar[bool] = False
-
-    @classmethod
-    def available(cls) -> bool:
-        return importlib.util.find_spec("torch") is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        try:
-            return dist_version("torch")
-        except PackageNotFoundError:
-            return None
 
     @classmethod
     def devices(cls) -> list[str]:
