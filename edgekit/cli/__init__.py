@@ -108,9 +108,13 @@ def main(argv: list[str] | None = None) -> None:
                 # An interrupt that cut a framework's import short leaves half-built objects
                 # whose destructors complain at shutdown; the user asked to stop, not those.
                 sys.unraisablehook = lambda _unraisable: None
-            sys.exit(code)
+    except KeyboardInterrupt:
+        # The interrupt again, re-raised by _keep_interrupts' timer after `run` had already
+        # handled it: uncaught, CPython would end the process by SIGINT (-2), not exit 130.
+        code = 130
     finally:
-        _ignore_sigterm_while_exiting()
+        _ignore_signals_while_exiting()
+    sys.exit(code)
 
 
 def _keep_interrupts(hook: Any) -> Any:
@@ -136,15 +140,17 @@ def _keep_interrupts(hook: Any) -> Any:
     return keep
 
 
-def _ignore_sigterm_while_exiting() -> None:
-    """The work is done (or cleaned up): a SIGTERM now must not turn a finished run into
-    death by signal. CPython's shutdown restores the default action for signals that have
-    a Python handler, so without this a late SIGTERM kills the exiting process (-15)."""
+def _ignore_signals_while_exiting() -> None:
+    """The work is done (or cleaned up): a SIGTERM or Ctrl-C now must not turn a finished
+    run into death by signal. CPython's shutdown restores the default action for signals
+    that have a Python handler, so without this a late SIGTERM kills the exiting process
+    (-15); a late SIGINT (a pending _keep_interrupts timer included) would end it by -2."""
     import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run(args: list[str]) -> int:

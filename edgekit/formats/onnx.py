@@ -238,7 +238,12 @@ def _describe(model: ModelFile) -> ModelInfo:
     inputs = tuple(_spec(v) for v in graph.input if v.name not in initializers)
     outputs = tuple(_spec(v) for v in graph.output)
     ops = Counter(_op_name(n) for n in graph.node)
-    params = sum(_initializer_elements(model.path, t) for t in graph.initializer)
+    # A ConstantOfShape's shape input says how many weights to make; it is not a weight.
+    shapes = {n.input[0] for n in graph.node if n.op_type == "ConstantOfShape" and n.input}
+    params = 0
+    for t in graph.initializer:
+        n = _initializer_elements(model.path, t)  # also checks that its data fits its dims
+        params += 0 if t.name in shapes else n
     by_name = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
