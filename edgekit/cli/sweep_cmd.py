@@ -25,6 +25,8 @@ def _table(summary: dict[str, Any]) -> None:
         model, prof, cfg = (r.get("label") or "? / ? / ?").split(" / ")
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/red]"
         lat = m.get("latency_ms")
+        if m.get("latency_on"):  # timed on an SSH device: say where the figure comes from
+            prof = f"{prof} @ {m['latency_on']}"
         table.add_row(
             model, prof, cfg, status, m.get("precision") or "",
             "" if lat is None else f"{lat:.4g}" + (" *" if r["id"] in fronts else ""),
