@@ -297,3 +297,50 @@ def test_unknown_device_is_refused_when_the_sweep_file_is_read(models, tmp_path)
     )
     assert_user_error(r, "configs[1].device = 'other' is not a device of")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # ~36 s here: two Dask processes and a CLI sweep start cold
+def test_sweep_on_an_external_dask_scheduler(models, tmp_path):
+    """`--engine dask --address`: a scheduler and one worker the user runs (`dask scheduler`,
+    `dask worker --resources bench=1 --nthreads 1`) on 127.0.0.1; the sweep leaves them up."""
+    import psutil
+
+    from edgekit.sweep.engine import BENCH_RESOURCE, WORKER_ENV
+    from tests.sshd import free_port
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(ROOT)}
+    resources = ",".join(f"{k}={v}" for k, v in BENCH_RESOURCE.items())
+    dask = [sys.executable, "-m", "dask"]
+    commands = {
+        "scheduler": [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                      "--no-dashboard"],
+        "worker": [*dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                   "--resources", resources, "--name", "ext-0", "--no-dashboard"],
+    }  # fmt: skip
+    procs: list[subprocess.Popen] = []
+    family: list[psutil.Process] = []
+    try:
+        for name, argv in commands.items():
+            with open(tmp_path / f"{name}.log", "w") as log:
+                procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log))
+        text = 'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\nbundle = false\n[[configs]]\nname = "fp32"\nquantize = "none"\n'
+        r = run_cli("sweep", str(_sweep_file(models, "ext.toml", text)), "--out",
+                    str(tmp_path / "out"), "--engine", "dask", "--address", address, "--json")  # fmt: skip
+        assert r.returncode == 0, (r.stderr, (tmp_path / "worker.log").read_text()[-2000:])
+        s = json.loads(r.stdout)
+        assert s["engine"]["engine"] == "dask" and s["engine"]["address"] == address
+        (rec,) = s["jobs"]
+        assert rec["status"] == "ok" and rec["where"]["worker_name"] == "ext-0"
+        assert rec["where"]["worker"].startswith("tcp://127.0.0.1:")
+        assert rec["metrics"]["latency_ms"] > 0
+        assert all(p.poll() is None for p in procs)  # a user's cluster is left running
+        family = [psutil.Process(p.pid) for p in procs]
+        family += [c for p in family for c in p.children(recursive=True)]  # the nanny's worker
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
+    _, alive = psutil.wait_procs(family, timeout=15)
+    assert not alive, alive  # nothing of the cluster outlives the test
