@@ -253,8 +253,10 @@ def test_sweep_times_its_bundle_on_an_ssh_device(models, engine, sshd, tmp_path)
     devices = devices_toml(tmp_path / "devices.toml", sshd, sshd["host_key"])
     sweep = load_sweep(_sweep_file(models, "device.toml", DEVICE_SWEEP.format(devices=devices)))
     assert sweep.jobs[0].config["device"] == "loop"  # part of the job id, like any config key
-    (rec,) = run_sweep(sweep, tmp_path / "out", engine=engine).summary["jobs"]
+    summary = run_sweep(sweep, tmp_path / "out", engine=engine).summary
+    (rec,) = summary["jobs"]
     assert rec["status"] == "ok", (rec.get("error"), rec.get("traceback"))
+    assert set(summary["pareto"]) == {"x86-avx2 @ loop"}  # never one front with host figures
     rep = load_report(rec["device"]["report"])
     assert rep["remote"]["device"] == "loop" and rep["environment"]["hostname"]
     m = rec["metrics"]

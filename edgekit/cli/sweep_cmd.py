@@ -106,6 +106,8 @@ def sweep_command(
     Jobs run on Dask; OUT/sweep.jsonl gets each job's record as it finishes, OUT/jobs/ID/
     its report and bundle, and OUT/sweep.json and OUT/sweep.html (Pareto fronts of
     latency against accuracy and size) sum up the grid. Exit code 1 when a job failed.
+    A configuration (or the file) with device = NAME times its bundle on that SSH device
+    of devices.toml, as `bench --device NAME` does.
 
     Example: edgekit sweep sweep.toml --out runs/ --workers 2
     """
