@@ -298,6 +298,9 @@ def test_unknown_device_is_refused_when_the_sweep_file_is_read(models, tmp_path)
         "sweep", str(_sweep_file(models, "nope.toml", text)), "--out", str(tmp_path / "o")
     )
     assert_user_error(r, "configs[1].device = 'other' is not a device of")
+    r = invoke_cli("sweep", str(_sweep_file(models, "nope.toml", "bundle = false\n" + text)),
+                   "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "a device times the job's bundle; set bundle = true")
     assert not (tmp_path / "o").exists()
 
 
