@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, invoke_cli, run_cli, tiny_onnx
 
 from edgekit.deploy import deploy
 from edgekit.emulate import verify_emulated
@@ -80,6 +80,24 @@ def test_a_bundle_for_another_arch_is_refused(bundle: Path, tmp_path: Path) -> N
     b = deploy(MODEL, "x86-avx2", tmp_path / "x86", precision="fp32", measure=False).path
     with pytest.raises(BundleError, match=r"for x86-avx2 \(x86_64\), not aarch64"):
         verify_emulated(b)
-    r = run_cli("deploy", str(MODEL), "--profile", "x86-avx2", "--precision", "fp32",
-                "--no-measure", "--out", str(tmp_path / "c"), "--verify-on", "emulated-aarch64")  # fmt: skip
-    assert_user_error(r, "not aarch64")
+
+
+def test_verify_on_refuses_a_non_aarch64_profile_before_building(tmp_path: Path) -> None:
+    # no qemu needed: the refusal comes before any conversion, and nothing is written
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    out = tmp_path / "bundle"
+    r = invoke_cli("deploy", str(model), "--profile", "x86-avx2", "--out", str(out),
+                   "--verify-on", "emulated-aarch64")  # fmt: skip
+    assert_user_error(r, "needs an aarch64 profile, and x86-avx2 is x86_64")
+    assert not out.exists()
+
+
+def test_verify_on_without_qemu_names_the_debian_package(tmp_path: Path) -> None:
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    out = tmp_path / "bundle"
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    r = invoke_cli("deploy", str(model), "--profile", "rpi4", "--out", str(out),
+                   "--verify-on", "emulated-aarch64", env={"PATH": str(empty)})  # fmt: skip
+    assert_user_error(r, "qemu-aarch64-static is not installed", "qemu-user-static")
+    assert not out.exists()

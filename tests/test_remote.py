@@ -70,10 +70,11 @@ def test_bench_on_device_gives_a_report_with_the_device_environment(sshd, bundle
     assert second["remote"]["pushed"] is False  # the checksum-named folder is already there
 
 
-def test_cli_bench_remote(sshd, bundle, tmp_path):
+def test_cli_bench_device_names_an_ssh_device(sshd, bundle, tmp_path):
+    # `--device NAME` as the issue spells it; `--remote NAME` is its explicit alias
     devices = devices_toml(tmp_path / "devices.toml", sshd, sshd["host_key"], profile="x86-avx512")
     out = tmp_path / "r.json"
-    r = run_cli("bench", str(bundle), "--remote", "loop", "--devices", str(devices),
+    r = run_cli("bench", str(bundle), "--device", "loop", "--devices", str(devices),
                 "--min-runs", "30", "--out", str(out), "--quiet")  # fmt: skip
     assert r.returncode == 0, r.stderr
     from edgekit.bench import load_report
@@ -86,7 +87,32 @@ def test_cli_bench_remote(sshd, bundle, tmp_path):
     r = run_cli(
         "bench", str(bundle), "--remote", "loop", "--devices", str(devices), "--processes", "2"
     )
-    assert_user_error(r, "--processes does not apply with --remote")
+    assert_user_error(r, "--processes does not apply on an SSH device")
+    assert rep["environment"]["hostname"] and rep["remote"]["device"] == "loop"
+
+
+def test_cli_bench_device_both_or_neither_is_refused(bundle, tmp_path, monkeypatch):
+    from tests.conftest import invoke_cli
+
+    monkeypatch.chdir(tmp_path)  # no ./devices.toml, no ~/.config/edgekit/devices.toml
+    monkeypatch.setenv("HOME", str(tmp_path))
+    both = tmp_path / "both.toml"
+    both.write_text(
+        '[devices.GPU]\nhost = "127.0.0.1"\nuser = "u"\nkey = "k"\nprofile = "x86-avx2"\n'
+        '[devices.lab]\nhost = "127.0.0.1"\nuser = "u"\nkey = "k"\nprofile = "x86-avx2"\n'
+    )
+    r = invoke_cli("bench", str(bundle), "--device", "GPU", "--devices", str(both))
+    assert_user_error(r, "--device GPU names both a runtime device here and device GPU of",
+                      "give --remote GPU")  # fmt: skip
+    r = invoke_cli("bench", str(bundle), "--device", "nope", "--devices", str(both))
+    assert_user_error(r, "--device nope is neither a runtime device (CPU, GPU,", "cuda",
+                      f"nor the devices of {both} (GPU, lab)")  # fmt: skip
+    r = invoke_cli("bench", str(bundle), "--device", "nope")
+    assert_user_error(r, "--device nope is neither a runtime device", "none found")
+    from edgekit.remote import bench_device
+
+    assert bench_device("cpu") is None and bench_device("GPU.1") is None
+    assert bench_device("lab", both).name == "lab"
 
 
 def test_changed_or_unknown_host_key_is_refused_unless_accepted(sshd, bundle, tmp_path):

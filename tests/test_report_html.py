@@ -247,7 +247,7 @@ def _complete(words: str) -> list[str]:
     return [ln.split(",", 1)[1] for ln in p.stdout.splitlines() if "," in ln]
 
 
-def test_completion_lists_profiles_runtimes_and_commands() -> None:
+def test_completion_lists_profiles_runtimes_and_commands(tmp_path: Path) -> None:
     from edgekit.profiles import list_profiles
 
     names = {p.name for p in list_profiles()}
@@ -261,3 +261,8 @@ def test_completion_lists_profiles_runtimes_and_commands() -> None:
     assert "keras" in _complete("edgekit eval m.keras --runtime ")
     assert "report" in _complete("edgekit re")
     assert "--max-accuracy-drop" in _complete("edgekit optimize --max")
+    # bench --device: the runtime devices and the SSH devices of the devices file
+    devices = tmp_path / "devices.toml"
+    devices.write_text('[devices.lab9]\nhost = "h"\nuser = "u"\nkey = "k"\nprofile = "rpi4"\n')
+    offered = set(_complete(f"edgekit bench m.onnx --devices {devices} --device "))
+    assert {"CPU", "GPU", "cuda", "lab9"} <= offered

@@ -218,3 +218,134 @@ def test_engine_choice_errors():
         make_engine("dask", None)
     with pytest.raises(InputError, match="--address is for --engine dask"):
         make_engine("local", "tcp://127.0.0.1:8786")
+
+
+# --- device = NAME: the job's bundle is timed on an SSH device (tests/sshd.py's loopback server)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    from tests.sshd import SSHDUnavailable, loopback_sshd
+
+    pytest.importorskip("asyncssh", reason="asyncssh not installed (edgekit[remote])")
+    try:
+        with loopback_sshd(tmp_path_factory.mktemp("sshd")) as facts:
+            yield facts
+    except SSHDUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+DEVICE_SWEEP = """models = ["a.onnx"]
+profiles = ["x86-avx2"]
+device = "loop"
+devices_file = "{devices}"
+[[configs]]
+name = "fp32"
+quantize = "none"
+"""
+
+
+def test_sweep_times_its_bundle_on_an_ssh_device(models, engine, sshd, tmp_path):
+    from edgekit.bench import load_report
+    from edgekit.sweep import load_sweep, run_sweep
+    from tests.sshd import devices_toml
+
+    devices = devices_toml(tmp_path / "devices.toml", sshd, sshd["host_key"])
+    sweep = load_sweep(_sweep_file(models, "device.toml", DEVICE_SWEEP.format(devices=devices)))
+    assert sweep.jobs[0].config["device"] == "loop"  # part of the job id, like any config key
+    summary = run_sweep(sweep, tmp_path / "out", engine=engine).summary
+    (rec,) = summary["jobs"]
+    assert rec["status"] == "ok", (rec.get("error"), rec.get("traceback"))
+    assert set(summary["pareto"]) == {"x86-avx2 @ loop"}  # never one front with host figures
+    rep = load_report(rec["device"]["report"])
+    assert rep["remote"]["device"] == "loop" and rep["environment"]["hostname"]
+    m = rec["metrics"]
+    assert m["latency_on"] == "loop" and m["latency_ms"] == rep["latency_ms"]["median"]
+    assert m["host_latency_ms"] > 0  # the host's figure is kept apart
+
+
+@pytest.mark.slow  # ~26 s here: the job is built twice (the run and its --resume)
+def test_unreachable_device_is_a_job_error_that_resume_reruns(models, engine, tmp_path):
+    pytest.importorskip("asyncssh", reason="asyncssh not installed (edgekit[remote])")
+    from edgekit.sweep import load_sweep, run_sweep
+    from tests.sshd import devices_toml, free_port, keygen
+
+    facts = {"port": free_port(), "user": "nobody", "key": str(tmp_path / "k"),
+             "python": "python3", "workdir": "w"}  # fmt: skip
+    devices = devices_toml(tmp_path / "devices.toml", facts, keygen(tmp_path / "k"))
+    path = _sweep_file(models, "down.toml", DEVICE_SWEEP.format(devices=devices))
+    out = tmp_path / "out"
+    (rec,) = run_sweep(load_sweep(path), out, engine=engine, retries=3).summary["jobs"]
+    assert rec["status"] == "error" and rec["attempt"] == 1, rec  # recorded, not retried
+    assert "cannot be reached" in rec["error"] and "\n" not in rec["error"]
+    again = run_sweep(load_sweep(path), out, engine=engine, resume=True)
+    assert again.ran == [rec["id"]]  # the device may be back: --resume runs the job again
+
+
+def test_unknown_device_is_refused_when_the_sweep_file_is_read(models, tmp_path):
+    from tests.conftest import assert_user_error, invoke_cli
+
+    devices = tmp_path / "devices.toml"
+    devices.write_text('[devices.lab]\nhost = "h"\nuser = "u"\nkey = "k"\nprofile = "rpi4"\n')
+    text = DEVICE_SWEEP.format(devices=devices).replace('device = "loop"', 'device = "nope"')
+    r = invoke_cli(
+        "sweep", str(_sweep_file(models, "nope.toml", text)), "--out", str(tmp_path / "o")
+    )
+    assert_user_error(r, "device = 'nope' is not a device of", "it names: lab")
+    text += '[[configs]]\nname = "int8"\nquantize = "int8"\ndevice = "other"\n'
+    text = text.replace('device = "nope"', 'device = "lab"')
+    r = invoke_cli(
+        "sweep", str(_sweep_file(models, "nope.toml", text)), "--out", str(tmp_path / "o")
+    )
+    assert_user_error(r, "configs[1].device = 'other' is not a device of")
+    r = invoke_cli("sweep", str(_sweep_file(models, "nope.toml", "bundle = false\n" + text)),
+                   "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "a device times the job's bundle; set bundle = true")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # ~36 s here: two Dask processes and a CLI sweep start cold
+def test_sweep_on_an_external_dask_scheduler(models, tmp_path):
+    """`--engine dask --address`: a scheduler and one worker the user runs (`dask scheduler`,
+    `dask worker --resources bench=1 --nthreads 1`) on 127.0.0.1; the sweep leaves them up."""
+    import psutil
+
+    from edgekit.sweep.engine import BENCH_RESOURCE, WORKER_ENV
+    from tests.sshd import free_port
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(ROOT)}
+    resources = ",".join(f"{k}={v}" for k, v in BENCH_RESOURCE.items())
+    dask = [sys.executable, "-m", "dask"]
+    commands = {
+        "scheduler": [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                      "--no-dashboard"],
+        "worker": [*dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                   "--resources", resources, "--name", "ext-0", "--no-dashboard"],
+    }  # fmt: skip
+    procs: list[subprocess.Popen] = []
+    family: list[psutil.Process] = []
+    try:
+        for name, argv in commands.items():
+            with open(tmp_path / f"{name}.log", "w") as log:
+                procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log))
+        text = 'models = ["a.onnx"]\nprofiles = ["x86-avx2"]\nbundle = false\n[[configs]]\nname = "fp32"\nquantize = "none"\n'
+        r = run_cli("sweep", str(_sweep_file(models, "ext.toml", text)), "--out",
+                    str(tmp_path / "out"), "--engine", "dask", "--address", address, "--json")  # fmt: skip
+        assert r.returncode == 0, (r.stderr, (tmp_path / "worker.log").read_text()[-2000:])
+        s = json.loads(r.stdout)
+        assert s["engine"]["engine"] == "dask" and s["engine"]["address"] == address
+        (rec,) = s["jobs"]
+        assert rec["status"] == "ok" and rec["where"]["worker_name"] == "ext-0"
+        assert rec["where"]["worker"].startswith("tcp://127.0.0.1:")
+        assert rec["metrics"]["latency_ms"] > 0
+        assert all(p.poll() is None for p in procs)  # a user's cluster is left running
+        family = [psutil.Process(p.pid) for p in procs]
+        family += [c for p in family for c in p.children(recursive=True)]  # the nanny's worker
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
+    _, alive = psutil.wait_procs(family, timeout=15)
+    assert not alive, alive  # nothing of the cluster outlives the test

@@ -1,4 +1,4 @@
-"""Shell completion of profile and runtime names (click's `shell_complete=` callbacks).
+"""Shell completion of profile, runtime and device names (click's `shell_complete=` callbacks).
 
 Both read data only (the profile TOMLs, the runtime registry), never a framework, so a
 Tab press stays fast. Enable completion with the line for your shell in the README.
@@ -32,4 +32,19 @@ def complete_runtime(ctx: Any, param: Any, incomplete: str) -> list[CompletionIt
 
     # data only: no runtime module is imported
     names = {*RUNTIMES, *REFERENCE_RUNTIMES} if ctx.command.name == "eval" else set(RUNTIMES)
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
+
+
+def complete_bench_device(ctx: Any, param: Any, incomplete: str) -> list[CompletionItem]:
+    """`bench --device`: the runtime devices, and the SSH devices of the devices file."""
+    from edgekit.errors import EdgekitError
+    from edgekit.runtimes import runtime_devices
+
+    names = set(runtime_devices())
+    try:
+        from edgekit.remote.devices import load_devices
+
+        names |= set(load_devices(ctx.params.get("devices_file")))
+    except EdgekitError:  # no devices file, or a broken one: the runtime devices still complete
+        pass
     return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]

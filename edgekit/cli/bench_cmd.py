@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edgekit.cli._common import console, factory_options, resolve_model
-from edgekit.cli._complete import complete_runtime
+from edgekit.cli._complete import complete_bench_device, complete_runtime
 from edgekit.cli.params import (
     BATCH,
     POSITIVE_SECONDS,
@@ -123,7 +123,7 @@ def _warmup_runs(warmup: str | None) -> int:
     if warmup is None:
         return 20
     if not warmup.isdigit():
-        raise InputError(f"--warmup {warmup} with --remote must be a number of runs, such as 20")
+        raise InputError(f"--warmup {warmup} on an SSH device must be a number of runs, such as 20")
     return int(warmup)
 
 
@@ -132,7 +132,9 @@ def _warmup_runs(warmup: str | None) -> int:
 @factory_options(trust=True)
 @click.option("--runtime", help="litert, onnxruntime or openvino (default: the format's own).",
               shell_complete=complete_runtime)  # fmt: skip
-@click.option("--device", help="CPU, GPU, NPU, AUTO (OpenVINO) or cuda (ONNX Runtime).")
+@click.option("--device", shell_complete=complete_bench_device,
+              help="CPU, GPU, NPU, AUTO (OpenVINO), cuda (ONNX Runtime), or a device of "
+                   "devices.toml: the bundle is then timed there over SSH.")  # fmt: skip
 @click.option("--provider", help="ONNX Runtime execution provider (cpu, cuda, tensorrt, ...).")
 @click.option("--threads", type=THREADS, help="Inference threads (default: the runtime's).")
 @click.option(
@@ -171,7 +173,9 @@ def _warmup_runs(warmup: str | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 # --- remote devices (edgekit.remote): the bundle is timed on the device over SSH
-@click.option("--remote", "remote", metavar="NAME", help="Bench the bundle on this SSH device.")
+@click.option("--remote", "remote", metavar="NAME",
+              help="Bench the bundle on this SSH device (as --device NAME, for a name that "
+                   "is also a runtime device's).")  # fmt: skip
 @click.option(
     "--devices",
     "devices_file",
@@ -224,16 +228,26 @@ def bench_command(
     (load, first inference, warm-up until stable, steady state); steady state
     ends when --min-runs AND --min-time are both met, or at --max-time.
 
-    With --remote NAME, MODEL is a bundle timed on that device over SSH (--min-runs runs
-    after --warmup runs); only on-device timings are samples.
+    With --device NAME of a device in devices.toml (or --remote NAME), MODEL is a bundle
+    timed on that device over SSH (--min-runs runs after --warmup runs); only on-device
+    timings are samples.
 
     Example: edgekit bench light_resnet50.onnx --runtime openvino --threads 1 --out r.json
+
+    Example: edgekit bench bundle/ --device pi-lab-3 --devices devices.toml --out pi.json
     """
     model = resolve_model(model, trust_model, example_input)
     from edgekit.bench.harness import benchmark
     from edgekit.inputs import parse_shapes
 
-    if remote is not None:
+    target: Any = remote
+    if remote is None and device is not None:
+        from edgekit.remote import bench_device
+
+        target = bench_device(device, devices_file)  # a Device, or None for a runtime device
+        if target is not None:
+            device = None
+    if target is not None:
         from edgekit.errors import InputError
         from edgekit.remote import remote_benchmark
 
@@ -244,11 +258,11 @@ def bench_command(
         given = [flag for flag, value in local_only.items() if value]
         if given:
             raise InputError(
-                f"{given[0]} does not apply with --remote, which times the bundle as shipped"
+                f"{given[0]} does not apply on an SSH device, which times the bundle as shipped"
             )
 
         report = remote_benchmark(
-            model, remote, devices_file=devices_file, accept_new_host_key=accept_new_host_key,
+            model, target, devices_file=devices_file, accept_new_host_key=accept_new_host_key,
             runs=min_runs or 200, warmup=_warmup_runs(warmup), threads=threads,
         )  # fmt: skip
         _emit(report, out, as_json, quiet)

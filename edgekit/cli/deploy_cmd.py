@@ -65,6 +65,10 @@ def deploy_command(
 
     Example: edgekit deploy model.keras --profile rpi4 --out pi/ --verify-on emulated-aarch64
     """
+    if verify_on:  # before any conversion: a refusal writes nothing
+        from edgekit.emulate import check_prerequisites
+
+        check_prerequisites(verify_on, profile)
     model = resolve_model(model, trust_model, example_input)
     from edgekit.deploy import deploy
     from edgekit.inputs import parse_shapes

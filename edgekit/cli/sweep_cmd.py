@@ -25,6 +25,8 @@ def _table(summary: dict[str, Any]) -> None:
         model, prof, cfg = (r.get("label") or "? / ? / ?").split(" / ")
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/red]"
         lat = m.get("latency_ms")
+        if m.get("latency_on"):  # timed on an SSH device: say where the figure comes from
+            prof = f"{prof} @ {m['latency_on']}"
         table.add_row(
             model, prof, cfg, status, m.get("precision") or "",
             "" if lat is None else f"{lat:.4g}" + (" *" if r["id"] in fronts else ""),
@@ -104,6 +106,8 @@ def sweep_command(
     Jobs run on Dask; OUT/sweep.jsonl gets each job's record as it finishes, OUT/jobs/ID/
     its report and bundle, and OUT/sweep.json and OUT/sweep.html (Pareto fronts of
     latency against accuracy and size) sum up the grid. Exit code 1 when a job failed.
+    A configuration (or the file) with device = NAME times its bundle on that SSH device
+    of devices.toml, as `bench --device NAME` does.
 
     Example: edgekit sweep sweep.toml --out runs/ --workers 2
     """

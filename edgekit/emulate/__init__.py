@@ -23,7 +23,7 @@ from typing import Any
 
 from edgekit.emulate.sysroot import Sysroot, prepare
 
-__all__ = ["TARGETS", "EmulatedCheck", "verify_emulated"]
+__all__ = ["TARGETS", "EmulatedCheck", "check_prerequisites", "verify_emulated"]
 
 # --verify-on choices: emulated device -> the arch a bundle's profile must name.
 TARGETS = {"emulated-aarch64": "aarch64"}
@@ -84,6 +84,34 @@ def _qemu_version(qemu: str) -> str:
     r = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=30)
     first = (r.stdout.strip().splitlines() or ["qemu"])[0]
     return first.replace("qemu-aarch64 version ", "")
+
+
+def check_prerequisites(target: str, profile: str | os.PathLike | Any) -> None:
+    """Refuse `--verify-on target` for `profile` before anything is built: the profile must be
+    for the target's arch and qemu-user must be installed (the sysroot is made later, cached).
+
+    `profile` is what deploy takes: a name, a .toml path, a Profile, or "auto" (which picks
+    one of this machine's profiles, so this machine's arch).
+    """
+    from edgekit.emulate.sysroot import find_qemu
+    from edgekit.errors import InputError
+    from edgekit.vocab import normalize_arch
+
+    if target not in TARGETS:
+        raise InputError(f"--verify-on {target!r} is not one of: {', '.join(TARGETS)}")
+    if isinstance(profile, str) and profile == "auto":
+        name, arch = "auto", normalize_arch()
+    else:
+        from edgekit.profiles import Profile, load_profile
+
+        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        name, arch = prof.name, normalize_arch(prof.arch)
+    if arch != TARGETS[target]:
+        raise InputError(
+            f"--verify-on {target} needs an {TARGETS[target]} profile, and {name} is {arch}; "
+            f"choose one such as --profile rpi4, or leave --verify-on out"
+        )
+    find_qemu()
 
 
 def verify_emulated(

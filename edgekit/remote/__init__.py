@@ -10,12 +10,19 @@ Example::
 from __future__ import annotations
 
 from edgekit.remote.bench import remote_benchmark
-from edgekit.remote.devices import Device, find_devices_file, get_device, load_devices
+from edgekit.remote.devices import (
+    Device,
+    bench_device,
+    find_devices_file,
+    get_device,
+    load_devices,
+)
 from edgekit.remote.ssh import DeviceError
 
 __all__ = [
     "Device",
     "DeviceError",
+    "bench_device",
     "find_devices_file",
     "get_device",
     "load_devices",

@@ -125,6 +125,39 @@ def get_device(name: str, path: str | os.PathLike | None = None) -> Device:
     return devices[name]
 
 
+def bench_device(name: str, path: str | os.PathLike | None = None) -> Device | None:
+    """What `bench --device NAME` means: the Device of that name in the devices file (a bench
+    over SSH), or None for a runtime device of this machine (CPU, GPU, cuda, ...).
+
+    A name that is both is refused (`--remote NAME` picks the SSH device), and so is one
+    that is neither, with the valid names of each kind.
+    """
+    from edgekit.runtimes import is_runtime_device, runtime_devices
+
+    if path is None and not any(Path(f).expanduser().is_file() for f in DEFAULT_FILES):
+        devices: dict[str, Device] = {}
+    else:
+        devices = load_devices(path)
+    local = is_runtime_device(name)
+    src = next(iter(devices.values())).source if devices else None
+    if name in devices and local:
+        raise InputError(
+            f"--device {name} names both a runtime device here and device {name} of {src}; "
+            f"give --remote {name} to bench on the SSH device, or rename that device to bench here"
+        )
+    if name in devices:
+        return devices[name]
+    if local:
+        return None
+    ssh = f"the devices of {src} ({', '.join(sorted(devices))})" if src else (
+        "a device of devices.toml (none found: ./devices.toml, ~/.config/edgekit/devices.toml "
+        "or --devices FILE)"
+    )  # fmt: skip
+    raise InputError(
+        f"--device {name} is neither a runtime device ({', '.join(runtime_devices())}) nor {ssh}"
+    )
+
+
 def pin_host_key(device: Device, key_line: str) -> None:
     """Write `key_line` as the device's host_key in its devices file (trust on first use)."""
     text = device.source.read_text(encoding="utf-8")

@@ -69,6 +69,27 @@ def target_runtimes() -> list[str]:
     return list(RUNTIMES)
 
 
+# OpenVINO's device forms beyond the profile vocabulary's names (HETERO:GPU,CPU; MULTI:...).
+_COMPOSITE_DEVICES = ("HETERO", "MULTI")
+
+
+def runtime_devices() -> list[str]:
+    """The device names a local run takes (`bench --device`): the profile vocabulary's
+    (CPU, GPU, NPU, TPU, AUTO) and ONNX Runtime's provider short names (cuda, tensorrt, ...)."""
+    from edgekit.profile_schema import DEVICES
+    from edgekit.runtimes.onnxruntime import PROVIDER_ALIASES
+
+    return [*DEVICES, *(a for a in PROVIDER_ALIASES if a.upper() not in DEVICES)]
+
+
+def is_runtime_device(name: str) -> bool:
+    """Whether `name` is a device a runtime here takes, in any case and with OpenVINO's
+    index or composite forms (GPU.1, HETERO:GPU,CPU) or a full ONNX Runtime provider name."""
+    base = name.replace(".", ":").split(":", 1)[0].upper()
+    known = {d.upper() for d in runtime_devices()} | set(_COMPOSITE_DEVICES)
+    return base in known or name.endswith("ExecutionProvider")
+
+
 def default_runtime(model: Model) -> str:
     """The target runtime a model's format runs on when the user names none."""
     name = DEFAULT_RUNTIME.get(str(model.format))

@@ -2,7 +2,10 @@
 
 Runs in a Dask worker process. A user error (an unsupported op, a limit) is the
 job's deterministic result, returned, never raised, so the engine does not retry
-it; only a lost worker is retried.
+it; only a lost worker is retried. A job with a `device` times its bundle there
+over SSH (`edgekit.remote`, as `bench --device` does); a device that cannot be
+reached or fails a check is an `error` (the device's state, not the model's), so
+`--resume` runs the job again.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from typing import Any
 
 from edgekit.errors import EdgekitError
 
-# The optimize keywords a configuration may carry (the others are labels).
-_NOT_OPTIMIZE = ("name",)
+# Configuration keys that are not optimize keywords: a label, and where the bundle is timed.
+_NOT_OPTIMIZE = ("name", "device")
 
 
 def where_am_i() -> dict[str, Any]:
@@ -96,6 +99,8 @@ def run_job(job: dict[str, Any], out: str, attempt: int) -> dict[str, Any]:
         record["metrics"] = _metrics(res.report)
         record["warnings"] = list(res.warnings)
         record["bundle"] = _bundle(job, res.model_path, folder, cfg["threads"], record)
+        if job["config"].get("device"):
+            _bench_on_device(job, folder, cfg["threads"], record)
     except EdgekitError as exc:
         record.update(status="failed", error=str(exc), report=None, bundle=None, metrics=None)
     except Exception as exc:  # a bug: recorded with its traceback, rerun by --resume
@@ -105,6 +110,34 @@ def run_job(job: dict[str, Any], out: str, attempt: int) -> dict[str, Any]:
     record["elapsed_s"] = round(record["finished"] - started, 3)
     record["python"] = platform.python_version()
     return record
+
+
+def _bench_on_device(
+    job: dict[str, Any], folder: Path, threads: int, record: dict[str, Any]
+) -> None:
+    """Time the job's bundle on its SSH device; its median becomes the job's latency."""
+    from edgekit.remote import DeviceError, remote_benchmark
+
+    name = job["config"]["device"]
+    if record["bundle"] is None:
+        record.update(status="failed", error=f"no bundle to time on device {name}: "
+                      + "; ".join(record["warnings"][-1:]))  # fmt: skip
+        return
+    try:
+        rep = remote_benchmark(record["bundle"], name, devices_file=job.get("devices_file"),
+                               threads=threads)  # fmt: skip
+    except DeviceError as exc:
+        record.update(status="error", error=str(exc))
+        return
+    path = rep.save(folder / "device-bench.json")
+    d = rep.to_dict()
+    env = d["environment"]
+    record["device"] = {"name": name, "report": str(path), "remote": d["remote"],
+                        "host": {k: env.get(k) for k in ("hostname", "arch", "cpu_model")}}  # fmt: skip
+    metrics = record["metrics"]
+    metrics["host_latency_ms"] = metrics.get("latency_ms")
+    metrics["latency_ms"] = d["latency_ms"]["median"]  # on-device timings are the job's
+    metrics["latency_on"] = name
 
 
 def _bundle(

@@ -1,5 +1,8 @@
 """Pareto fronts of a sweep (latency against accuracy, latency against size, per profile)
-and the self-contained HTML page that plots them."""
+and the self-contained HTML page that plots them.
+
+Jobs timed on an SSH device (`device = NAME`) form fronts of their own, "PROFILE @ NAME":
+the device's latencies and this host's are never compared on one chart."""
 
 from __future__ import annotations
 
@@ -26,11 +29,17 @@ def front(points: list[tuple[float, float]], more_is_better: bool) -> list[int]:
     return keep
 
 
+def group(row: dict[str, Any]) -> str | None:
+    """The front a job's point belongs to: its profile, and the device that timed it if any."""
+    device = (row.get("metrics") or {}).get("latency_on")
+    return f"{row['profile']} @ {device}" if device and row.get("profile") else row.get("profile")
+
+
 def _points(rows: list[dict[str, Any]], profile: str, key: str) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         m = r.get("metrics") or {}
-        if r.get("status") == "ok" and r.get("profile") == profile:
+        if r.get("status") == "ok" and group(r) == profile:
             if m.get("latency_ms") is not None and m.get(key) is not None:
                 out.append(r)
     return out
@@ -39,7 +48,7 @@ def _points(rows: list[dict[str, Any]], profile: str, key: str) -> list[dict[str
 def fronts(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
     """profile -> {"accuracy": [job ids on the front], "size": [...]} over the finished jobs."""
     result: dict[str, dict[str, list[str]]] = {}
-    for prof in sorted({r["profile"] for r in rows if r.get("profile")}):
+    for prof in sorted({g for r in rows if (g := group(r))}):
         result[prof] = {}
         for name, (key, more) in AXES.items():
             pts = _points(rows, prof, key)
@@ -116,6 +125,8 @@ def to_html(summary: dict[str, Any]) -> str:
         m = r.get("metrics") or {}
         w = r.get("where") or {}
         where = f"{w.get('worker')} cpus {w.get('cpus')} try {r.get('attempt')}" if w else ""
+        if m.get("latency_on"):
+            where += f", timed on device {m['latency_on']}"
         parts.append(
             f"<tr><td>{esc(r.get('label', r['id']))}<br><code>{esc(r['id'])}</code></td>"
             f"<td>{esc(r['status'])}</td><td>{esc(str(m.get('precision') or '–'))}</td>"

@@ -30,8 +30,12 @@ CONFIG_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "graph_opt": ((bool,), "graph optimizations before quantizing"),
     "finetune_epochs": ((int,), "fine-tuning epochs after pruning"),
     "seed": ((int,), "seed of generated data"),
+    "device": ((str,), "an SSH device of the devices file that times the job's bundle"),
 }
-TOP_KEYS = {"models", "profiles", "configs", "bundle", "calib_data", "eval_data"}
+# `device` at the top applies to every configuration that names none; `devices_file` is the
+# devices.toml (relative to the sweep file; default ./devices.toml, then ~/.config/edgekit/).
+TOP_KEYS = {"models", "profiles", "configs", "bundle", "calib_data", "eval_data", "device",
+            "devices_file"}  # fmt: skip
 
 # The range of every numeric configuration key: (low, high, low_open, high_open). Threads
 # follow `edgekit.cli.params`' rule: at most 4x this machine's logical cores, since a
@@ -69,6 +73,7 @@ class Job:
     bundle: bool = True
     calib_data: str | None = None
     eval_data: str | None = None
+    devices_file: str | None = None  # where config["device"] is defined (checked on reading)
 
     @property
     def label(self) -> str:
@@ -122,6 +127,48 @@ def _check_config(i: int, cfg: Any, source: str) -> dict[str, Any]:
     return out
 
 
+def _check_devices(
+    data: dict[str, Any], configs: list[dict[str, Any]], base: Path, bundle: bool, source: str
+) -> str | None:
+    """Give every configuration the top-level `device` it lacks, and check each device
+    name against the devices file now; returns that file's path (None when no job has one)."""
+    top = data.get("device")
+    if top is not None and not isinstance(top, str):
+        raise InputError(f"{_where(source, 'device')} must be the name of a device")
+    own = {i for i, c in enumerate(configs) if "device" in c}  # the others inherit `device`
+    if top is not None:
+        for cfg in configs:
+            cfg.setdefault("device", top)
+    named = [(i, c["device"]) for i, c in enumerate(configs) if "device" in c]
+    if not named:
+        return None
+    if not bundle:
+        raise InputError(
+            f"{_where(source, 'device')}: a device times the job's bundle; set bundle = true"
+        )
+    from edgekit.remote.devices import DEFAULT_FILES, load_devices
+
+    file = data.get("devices_file")
+    if file is not None:
+        if not isinstance(file, str) or not (path := base / os.path.expanduser(file)).is_file():
+            raise InputError(f"{_where(source, 'devices_file')} = {file!r} is not a file")
+    elif not any(Path(f).expanduser().is_file() for f in DEFAULT_FILES):
+        raise InputError(
+            f"{source}: 'device' needs a devices file: write ./devices.toml or "
+            "~/.config/edgekit/devices.toml, or set devices_file"
+        )
+    devices = load_devices(None if file is None else path)
+    src = next(iter(devices.values())).source.resolve()
+    for i, name in named:
+        if name not in devices:
+            key = f"configs[{i}].device" if i in own else "device"
+            raise InputError(
+                f"{source}: {key} = {name!r} is not a device of {src}; it names: "
+                f"{', '.join(sorted(devices))}"
+            )
+    return str(src)
+
+
 def _str_list(data: dict[str, Any], key: str, source: str) -> list[str]:
     value = data.get(key)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
@@ -155,6 +202,7 @@ def expand(data: dict[str, Any], base: Path, source: str = "sweep") -> list[Job]
         raise InputError(f"{_where(source, 'bundle')} must be true or false")
     for name in profiles:
         load_profile(name)  # an unknown profile is a user error now, not in every job
+    devices_file = _check_devices(data, configs, base, bundle, source)
     data_paths = {}
     for key in ("calib_data", "eval_data"):
         if key in data:
@@ -169,7 +217,8 @@ def expand(data: dict[str, Any], base: Path, source: str = "sweep") -> list[Job]
         for prof in profiles:
             for cfg in configs:
                 jid = job_id(sha, prof, {**cfg, **data_paths, "bundle": bundle}, __version__)
-                jobs.append(Job(jid, str(path), sha, prof, cfg, bundle, **data_paths))
+                jobs.append(Job(jid, str(path), sha, prof, cfg, bundle, **data_paths,
+                                devices_file=devices_file))  # fmt: skip
     return jobs
 
 
