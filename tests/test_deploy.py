@@ -147,6 +147,7 @@ def test_deploy_run_round_trip(models: dict[str, Path], tmp_path: Path, profile:
     assert m["schema_version"] == 1 and m["profile"]["name"] == profile
     assert m["format"] == prof.format and m["precision"] == precision
     assert m["measurements"]["parity"]["passed"]
+    assert m["measurements"]["parity"]["inputs"] == {"source": "generated", "count": 4, "seed": 0}
     assert m["measurements"]["latency"]["latency_ms"]["median"] > 0
     assert m["preprocessing"] == {"kind": "image", "scale": 1 / 255}
     assert set(m["files"]) >= {"run.py", "requirements.txt", "README.md", m["model"]["entry"]}

@@ -150,3 +150,31 @@ def test_int8_tflite_from_onnx(tmp_path: Path, onnx2tf_env: None) -> None:
     assert model_precision(q) == "int8" and list(q.signature.inputs[0].shape) == [1, 16, 16, 3]
     parity = compare_outputs(src, q, precision="int8")  # against ONNX Runtime, NCHW inputs
     assert parity.passed and parity.cosine > 0.999, parity.reason
+
+
+@pytest.mark.slow
+def test_onnx2torch_path_when_onnx2tf_fails(tmp_path: Path) -> None:
+    """The second ONNX -> TFLite path: with onnx2tf's env broken, the conversion graph goes
+    on to onnx2torch + litert-torch in their own env and keeps that result, verified
+    against ONNX Runtime (it keeps ONNX's NCHW layout)."""
+    from edgekit.convert import convert
+    from edgekit.tools import STAMP, TOOLS, env_dir, status
+
+    if status("onnx2torch")["state"] != "ready":
+        pytest.skip("no onnx2torch tool env (several GB, never made by a test): run "
+                    "`edgekit tools install onnx2torch` to run this test")  # fmt: skip
+    tools = tmp_path / "tools"
+    broken = tools / TOOLS["onnx2tf"].folder_name  # stamped, but without its python
+    broken.mkdir(parents=True)
+    (broken / STAMP).write_text(json.dumps({"tool": "onnx2tf"}))
+    (tools / TOOLS["onnx2torch"].folder_name).symlink_to(env_dir("onnx2torch"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEKIT_TOOLS_DIR", str(tools))
+    try:
+        res = convert(conv_relu(tmp_path / "conv.onnx"), "tflite", tmp_path / "conv.tflite")
+    finally:
+        mp.undo()
+    assert res.verified and res.tools == ["onnx2torch + litert-torch"], res.to_dict()
+    assert res.attempts[0].tools == ["onnx2tf"] and not res.attempts[0].ok
+    assert res.parity.max_abs_error < 1e-4
+    assert list(res.model.signature.inputs[0].shape) == [1, 3, 16, 16]

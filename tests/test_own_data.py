@@ -147,9 +147,13 @@ def test_deploy_feeds_calibration_alike(own, tmp_path):
     from edgekit.deploy import deploy
 
     data = f"npz:{own['root'] / 'float.npz'}"
-    # verify=False: deploy's own parity check runs on generated inputs, not on this data
     b = deploy(own["plain"], "rpi4", tmp_path / "bundle", precision="int8", measure=False,
-               verify=False, calib_data=data, eval_data=data)  # fmt: skip
+               calib_data=data, eval_data=data)  # fmt: skip
+    # int8 parity ran on the calibration data, fed as calibration was, and says so
+    parity = b.manifest["measurements"]["parity"]
+    assert parity["passed"] and parity["inputs"]["source"] == "calibration data"
+    assert parity["inputs"]["data"] == data and parity["inputs"]["feed"] == "guess"
+    assert parity["inputs"]["count"] == parity["n_samples"] == 32
     opt = b.manifest["optimization"]["optimize"]
     assert opt["baseline_accuracy"] == pytest.approx(own["plain_acc"], abs=1e-6)
     assert opt["feed"]["source"] == "guess"
@@ -194,3 +198,36 @@ def test_bench_input_dataset_npz_is_fed_alike(own):
     want = plan_feed(sig, raw).load(raw, splits=("test",)).x_test
     got = np.concatenate([f[sig.inputs[0].name] for f in feeds])
     np.testing.assert_allclose(got, want[: len(got)], atol=1e-6)
+
+
+def test_bench_input_takes_the_feed_flags_and_records_them(own, tmp_path):
+    """bench --input with --scale/--mean/--std feeds what eval feeds with the same flags
+    (plan_feed decides for both), and its report says the feed came from the flags."""
+    from edgekit.bench.inputs import npz_feeds
+
+    sig = load(own["norm"]).signature
+    flags = FeedFlags(scale=1 / 255, mean=(MEAN,), std=(STD,))
+    feeds, record = npz_feeds(own["root"] / "u8.npz", sig, flags)
+    raw = read_source(f"npz:{own['root'] / 'float.npz'}")
+    want = plan_feed(sig, raw, None, FeedFlags(mean=(MEAN,), std=(STD,))).load(raw).x_test
+    got = np.concatenate([f[sig.inputs[0].name] for f in feeds])
+    np.testing.assert_allclose(got, want[: len(got)], atol=1e-5)
+    assert abs(float(got.mean())) < 1.5  # normalized, not the 0..255 or 0..1 of the file
+    assert record is not None and record["source"] == "flags"
+
+    from edgekit.convert import convert
+
+    # bench times a runtime's model: the Keras model as TFLite (same input, same feed)
+    tfl = convert(own["norm"], "tflite", tmp_path / "norm.tflite", verify=False).model.path
+    out = tmp_path / "bench.json"
+    res = run_cli("bench", str(tfl), "--input", str(own["root"] / "u8.npz"),
+                  "--scale", str(1 / 255), "--mean", "0.3", "--std", "0.4", "--min-runs", "3",
+                  "--min-time", "0.05", "--warmup", "1", "--out", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    feed = json.loads(out.read_text())["protocol"]["feed"]
+    assert feed["source"] == "flags" and "--mean 0.3 --std 0.4" in feed["origin"]
+    assert feed["preprocess"]["mean"] == [MEAN] and feed["preprocess"]["std"] == [STD]
+    # The flags apply to a dataset npz only; one named by input is said in one sentence.
+    np.savez(tmp_path / "named.npz", **{sig.inputs[0].name: got[:2]})
+    res = run_cli("bench", str(tfl), "--input", str(tmp_path / "named.npz"), "--scale", "2")
+    assert res.returncode == 2 and "apply to a dataset npz" in res.stderr

@@ -50,7 +50,8 @@ def test_list_and_remove(tmp_path: Path) -> None:
     env = {"EDGEKIT_TOOLS_DIR": str(tmp_path)}
     _fake_env(tmp_path, python=True)
     listed = json.loads(run_cli("tools", "list", "--json", env=env).stdout)
-    assert [(r["tool"], r["state"]) for r in listed] == [("onnx2tf", "ready")]
+    assert [(r["tool"], r["state"]) for r in listed] == [("onnx2tf", "ready"),
+                                                         ("onnx2torch", "absent")]  # fmt: skip
     res = run_cli("tools", "remove", "onnx2tf", env=env)
     assert res.returncode == 0 and "removed onnx2tf" in res.stdout
     assert not (tmp_path / TOOLS["onnx2tf"].folder_name).exists()
@@ -90,3 +91,17 @@ def test_broken_env_stops_conversion_in_one_sentence(tmp_path: Path, python: boo
     fragment = "edgekit tools install onnx2tf --force" if not python else "onnx2tf"
     assert_user_error(res, fragment)
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_a_large_tool_is_never_made_on_first_use(tmp_path: Path, monkeypatch) -> None:
+    """onnx2torch's env (a CUDA torch, gigabytes) is made by `edgekit tools install` only: a
+    conversion that would use it is told the command and leaves nothing behind."""
+    from edgekit.tools import ToolEnvError, ensure
+
+    monkeypatch.setenv("EDGEKIT_TOOLS_DIR", str(tmp_path))
+    with pytest.raises(ToolEnvError, match=r"run `edgekit tools install onnx2torch`"):
+        ensure("onnx2torch")
+    assert list(tmp_path.iterdir()) == []
+    # Its program is a file shipped in edgekit, run by the env's own python.
+    cmd = TOOLS["onnx2torch"].command(tmp_path / "env")
+    assert cmd[0] == str(tmp_path / "env" / "bin" / "python") and Path(cmd[1]).is_file()

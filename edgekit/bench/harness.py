@@ -9,11 +9,12 @@ requests) and `measure` (one measurement and its report). With `processes=K`,
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from edgekit.bench.measure import measure
 from edgekit.bench.protocol import Protocol, parse_warmup, resolve_protocol
 from edgekit.bench.report import Report
 from edgekit.errors import InputError
+
+if TYPE_CHECKING:
+    from edgekit.data.feed import FeedFlags
 
 # The harness's public names from before the split, still importable from here.
 __all__ = [
@@ -77,6 +81,7 @@ def benchmark(
     options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     stop_on_interrupt: bool = False,
+    feed: FeedFlags | None = None,
 ) -> Report:
     """Measure `model` (a path, a Model, or a deploy bundle folder) and return a Report.
 
@@ -88,7 +93,9 @@ def benchmark(
     ends the measurement and keeps its samples (stop reason "interrupted");
     `stop_on_interrupt=True` raises KeyboardInterrupt instead, for callers such as
     optimize and deploy, where the measurement is one step of a run the user means
-    to stop.
+    to stop. `feed` (preprocessing flags or a preprocess.json) says how a dataset npz
+    in `inputs` feeds the model, through the same `plan_feed` as eval, optimize and
+    deploy; the report's protocol records the feed that was applied ("feed").
 
     Example:
         report = benchmark("model.onnx", runtime="openvino", threads=1, min_time=1)
@@ -157,6 +164,8 @@ def benchmark(
             "mode": mode,
             "concurrency": concurrency,
             "options": dict(options or {}),
+            # JSON for the workers: the file as a string, tuples as lists
+            "feed": None if feed is None else json.loads(json.dumps(asdict(feed), default=str)),
         }
         if inputs is not None and settings["inputs"] is None:
             raise InputError("--processes needs inputs from a .npz file, not in-memory arrays")
@@ -180,6 +189,7 @@ def benchmark(
             options=options,
             progress=progress,
             bundle_path=bundle_path,
+            feed=feed,
         )
     if stop_on_interrupt and report["protocol"]["stop_reason"] == "interrupted":
         raise KeyboardInterrupt

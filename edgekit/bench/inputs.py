@@ -9,18 +9,38 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit.errors import InputError
 
+if TYPE_CHECKING:
+    from edgekit.data.feed import FeedFlags
+
 INPUT_SAMPLES = 16
 INPUT_MEMORY_LIMIT = 512 * 2**20
 
 
-def load_npz(path: str | os.PathLike, signature: Any) -> list[dict[str, np.ndarray]]:
-    """Samples from a user's .npz: one array per input name, optionally with a leading sample axis."""
+def load_npz(
+    path: str | os.PathLike,
+    signature: Any,
+    feed: FeedFlags | None = None,
+    model_path: str | os.PathLike | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Samples from a user's .npz: one array per input name, optionally with a leading sample
+    axis; or a dataset npz (x, y[, x_test, y_test]) fed as every verb feeds it."""
+    return npz_feeds(path, signature, feed, model_path)[0]
+
+
+def npz_feeds(
+    path: str | os.PathLike,
+    signature: Any,
+    feed: FeedFlags | None = None,
+    model_path: str | os.PathLike | None = None,
+) -> tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]:
+    """`load_npz`'s samples, and for a dataset npz the feed record (`FeedPlan.to_dict`);
+    `feed` and `model_path` go to `plan_feed`, as eval, optimize and deploy give them."""
     from edgekit.data.npz import read_npz
 
     p = Path(path)
@@ -30,7 +50,12 @@ def load_npz(path: str | os.PathLike, signature: Any) -> list[dict[str, np.ndarr
     arrays = {k: np.array(a) for k, a in read_npz(p).items()}
     names = [t.name for t in signature.inputs]
     if set(arrays) != set(names) and "x" in arrays and "y" in arrays and len(names) == 1:
-        return _dataset_feeds(p, signature)
+        return _dataset_feeds(p, signature, feed, model_path)
+    if feed is not None and (feed.given() or feed.preprocess is not None):
+        raise InputError(
+            f"{p}: --preprocess, --scale, --mean, --std, --layout, --resize and --as-is apply "
+            "to a dataset npz (arrays x and y); this one is named by input and fed as stored"
+        )
     if set(arrays) != set(names):
         raise InputError(
             f"{p}: holds arrays {sorted(arrays)}, but the model's inputs are {names}; "
@@ -45,27 +70,30 @@ def load_npz(path: str | os.PathLike, signature: Any) -> list[dict[str, np.ndarr
         raise InputError(f"{p}: inputs disagree on the number of samples along the first axis")
     count = counts.pop()
     if count is None:
-        return [arrays]
+        return [arrays], None
     if count == 0:
         raise InputError(f"{p}: holds zero samples")
-    return [{n: np.ascontiguousarray(a[i]) for n, a in arrays.items()} for i in range(count)]
+    return [{n: np.ascontiguousarray(a[i]) for n, a in arrays.items()} for i in range(count)], None
 
 
-def _dataset_feeds(path: Path, signature: Any) -> list[dict[str, np.ndarray]]:
+def _dataset_feeds(
+    path: Path, signature: Any, feed: FeedFlags | None, model_path: str | os.PathLike | None
+) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
     """Samples of a dataset npz (x, y[, x_test, y_test]), fed as every verb feeds them
     (`edgekit.data.feed.plan_feed`): up to INPUT_SAMPLES of the test split, one a feed."""
     from edgekit.data import read_source
     from edgekit.data.feed import plan_feed
 
     raw = read_source(f"npz:{path}")
-    ds = plan_feed(signature, raw).load(raw, splits=("test",))
+    plan = plan_feed(signature, raw, None, feed, model_path=model_path)
+    ds = plan.load(raw, splits=("test",))
     spec = signature.inputs[0]
     x = ds.x_test[:INPUT_SAMPLES]
     if np.issubdtype(np.dtype(spec.dtype), np.integer):
         from edgekit.evaluate import quantize
 
         x = quantize(x, spec)
-    return [{spec.name: np.ascontiguousarray(x[i : i + 1])} for i in range(len(x))]
+    return [{spec.name: np.ascontiguousarray(x[i : i + 1])} for i in range(len(x))], plan.to_dict()
 
 
 def _feed_bytes(feeds: Mapping[str, np.ndarray]) -> int:
@@ -80,11 +108,15 @@ def benchmark_inputs(
     batch: int,
     input_shapes: Mapping[str, tuple[int, ...]] | None,
     warnings: list[str],
-) -> tuple[list[dict[str, np.ndarray]], str]:
-    """The feeds to rotate over (contiguous arrays) and how they were made, in words.
+    feed: FeedFlags | None = None,
+    model_path: str | os.PathLike | None = None,
+) -> tuple[list[dict[str, np.ndarray]], str, dict[str, Any] | None]:
+    """The feeds to rotate over (contiguous arrays), how they were made in words, and the
+    feed record of a dataset npz (how its arrays were preprocessed, and from where).
 
     A warning is appended to `warnings` when large inputs cut the generated count.
     """
+    record = None
     from edgekit.inputs import generate_inputs
 
     if inputs is None:
@@ -103,11 +135,13 @@ def benchmark_inputs(
             "ranges of the signature, rotated in order"
         )
     elif isinstance(inputs, (str, os.PathLike)):
-        feeds = load_npz(inputs, signature)
+        feeds, record = npz_feeds(inputs, signature, feed, model_path)
         input_mode = f"user file {Path(inputs).name}: {len(feeds)} samples, rotated in order"
+        if record is not None:
+            input_mode += f"; {record['description']}"
     else:
         feeds = [dict(f) for f in inputs]
         if not feeds:
             raise InputError("inputs is an empty list of feeds")
         input_mode = f"user arrays: {len(feeds)} samples, rotated in order"
-    return [{k: np.ascontiguousarray(v) for k, v in f.items()} for f in feeds], input_mode
+    return [{k: np.ascontiguousarray(v) for k, v in f.items()} for f in feeds], input_mode, record

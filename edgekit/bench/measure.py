@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import edgekit.bench.machine as machine
 from edgekit.bench.inputs import benchmark_inputs
@@ -21,6 +21,9 @@ from edgekit.bench.loops import Progress, clock_overhead_ns, steady_state, warm_
 from edgekit.bench.protocol import Protocol
 from edgekit.bench.report import SCHEMA_VERSION, Report
 from edgekit.bench.stats import QUANTILE_METHOD_NAME, summarize
+
+if TYPE_CHECKING:
+    from edgekit.data.feed import FeedFlags
 
 
 def _precision(model: Any) -> str:
@@ -61,6 +64,7 @@ def measure(
     options: Mapping[str, Any] | None,
     progress: Progress | None,
     bundle_path: Path | None = None,
+    feed: FeedFlags | None = None,
 ) -> Report:
     """One measurement of `m` on the runtime `rt_name`, in this process: what `benchmark`
     and each `--processes` worker run. The settings are `benchmark`'s, already checked;
@@ -92,9 +96,9 @@ def measure(
     rss_after = machine.rss_bytes()
     try:
         # ---- inputs: seeded, distinct, pre-allocated before anything is timed
-        feeds, input_mode = benchmark_inputs(
+        feeds, input_mode, feed_record = benchmark_inputs(
             m.signature, inputs, seed=seed, batch=batch, input_shapes=input_shapes,
-            warnings=warnings,
+            warnings=warnings, feed=feed, model_path=m.path,
         )  # fmt: skip
 
         t0 = pc()
@@ -225,6 +229,7 @@ def measure(
             "stop_reason": reason,
             "timed_region": timed_region,
             "input_mode": input_mode,
+            "feed": feed_record,
             "input_samples": len(feeds),
             "input_shapes": {k: list(v.shape) for k, v in feeds[0].items()},
             "seed": seed,

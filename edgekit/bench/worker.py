@@ -28,6 +28,7 @@ from edgekit.errors import EdgekitError
 def _run_one(settings: dict[str, Any], out: Path) -> None:
     from edgekit.bench.measure import measure
     from edgekit.bench.protocol import Protocol
+    from edgekit.data.feed import FeedFlags
     from edgekit.model import load
 
     report = measure(
@@ -45,6 +46,7 @@ def _run_one(settings: dict[str, Any], out: Path) -> None:
         concurrency=settings["concurrency"] or 1,
         options=settings["options"] or None,
         progress=None,
+        feed=FeedFlags(**settings["feed"]) if settings.get("feed") else None,
     )
     report.save(out)
 

@@ -104,10 +104,13 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
 _FEED_NAMES = ("preprocess", "scale", "mean", "std", "layout", "resize", "as_is")
 
 
-def feed_options(f: Any) -> Any:
+def feed_options(f: Any = None, *, scored: bool = True) -> Any:
     """How a verb's data feeds the model (`edgekit.data.feed.plan_feed`), the same options
-    on every verb that feeds data. The command receives ``feed`` (a FeedFlags) and
-    ``accept_low_baseline`` instead of the separate options."""
+    on every verb that feeds data. The command receives ``feed`` (a FeedFlags) instead of
+    the separate options, and, on a verb that scores accuracy (`scored`),
+    ``accept_low_baseline``. Use as ``@feed_options`` or ``@feed_options(scored=False)``."""
+    if f is None:
+        return functools.partial(feed_options, scored=scored)
     options = [
         click.option("--preprocess", type=click.Path(exists=True, dir_okay=False),
                      help="preprocess.json to feed with (default: the one beside MODEL)."),
@@ -123,9 +126,10 @@ def feed_options(f: Any) -> Any:
         click.option("--resize", callback=_size, metavar="H,W", help="Resize images to H,W."),
         click.option("--as-is", is_flag=True,
                      help="Feed the arrays exactly as stored (only shape is checked)."),
-        click.option("--accept-low-baseline", is_flag=True,
-                     help="Accept a baseline accuracy at chance as right."),
     ]  # fmt: skip
+    if scored:
+        options.append(click.option("--accept-low-baseline", is_flag=True,
+                                    help="Accept a baseline accuracy at chance as right."))  # fmt: skip
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

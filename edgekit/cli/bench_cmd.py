@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgekit.cli._common import console, factory_options, resolve_model
+from edgekit.cli._common import console, factory_options, feed_options, resolve_model
 from edgekit.cli._complete import complete_bench_device, complete_runtime
 from edgekit.cli.params import (
     BATCH,
@@ -141,7 +141,10 @@ def _warmup_runs(warmup: str | None) -> int:
     "--batch", type=BATCH, default=1, show_default=True, help="Batch size for dynamic batch dims."
 )
 @click.option(
-    "--input", "input_file", type=click.Path(), help="Inputs from a .npz, one array per input name."
+    "--input",
+    "input_file",
+    type=click.Path(),
+    help="Inputs from a .npz: one array per input name, or a dataset (x, y) fed as eval feeds it.",
 )
 @click.option(
     "--input-shape", "input_shapes", multiple=True, help="NAME=D1,D2,... for dynamic inputs."
@@ -193,6 +196,7 @@ def _warmup_runs(warmup: str | None) -> int:
     type=click.Choice(["f32", "bf16", "f16"]),
     help="Compute precision the runtime runs an fp32 model in (OpenVINO; default f32).",
 )
+@feed_options(scored=False)
 @allow_oversubscribe_option
 def bench_command(
     model: str,
@@ -219,6 +223,7 @@ def bench_command(
     devices_file: str | None = None,
     accept_new_host_key: bool = False,
     inference_precision: str | None = None,
+    feed: Any = None,
     example_input: tuple[str, ...] = (),
     trust_model: bool = False,
 ) -> None:
@@ -253,6 +258,7 @@ def bench_command(
 
         local_only = {"--runtime": runtime, "--device": device, "--provider": provider,
                       "--input": input_file, "--input-shape": input_shapes,
+                      "--preprocess/--scale/...": feed.given() or feed.preprocess is not None,
                       "--processes": processes != 1, "--mode": mode != "latency",
                       "--concurrency": concurrency, "--certify": certify}  # fmt: skip
         given = [flag for flag, value in local_only.items() if value]
@@ -290,6 +296,7 @@ def bench_command(
             concurrency=concurrency,
             options=options,
             progress=bar,
+            feed=feed,
         )
     finally:
         if bar is not None:

@@ -66,6 +66,7 @@ EDGES: tuple[Edge, ...] = (
     Edge("tflite", "openvino", "OpenVINO TFLite frontend", "openvino_frontend", "openvino"),
     Edge("tflite", "onnx", "tf2onnx", "tflite_onnx", "tf2onnx"),
     Edge("onnx", "tflite", "onnx2tf", "onnx_tflite", "onnx2tf"),
+    Edge("onnx", "tflite", "onnx2torch + litert-torch", "onnx_torch_tflite", "onnx2torch"),
     Edge("onnx", "savedmodel", "onnx2tf", "onnx_savedmodel", "onnx2tf"),
     Edge("onnx", "onnx", "onnx.version_converter", "onnx_opset", "onnx"),
     Edge("torch", "onnx", "torch.onnx (dynamo)", "torch_onnx", "onnxscript"),

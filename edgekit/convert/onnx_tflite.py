@@ -39,6 +39,19 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
     return out
 
 
+def simplified(src: Model, work: Path) -> Path:
+    """`src` simplified into `work` (model.onnx) when onnxslim takes it, else `src` itself;
+    the converter's result is verified against the source either way."""
+    if src.files[1:]:  # a model with external weights goes as it is, beside its files
+        return src.path.resolve()
+    try:
+        from edgekit.convert.onnx_simplify import simplify
+
+        return simplify(src, work / "model.onnx", verify=False)
+    except EdgekitError:
+        return src.path.resolve()
+
+
 def onnx2tf(src: Model, opts: EdgeOptions, work: Path) -> Path:
     """Run onnx2tf on `src` (simplified first) inside `work`; returns its output folder,
     a SavedModel with the .tflite files beside it."""
@@ -46,14 +59,7 @@ def onnx2tf(src: Model, opts: EdgeOptions, work: Path) -> Path:
 
     from edgekit.tools import run_tool
 
-    onnx_in = src.path.resolve()
-    if not src.files[1:]:  # a model with external weights goes as it is, beside its files
-        try:
-            from edgekit.convert.onnx_simplify import simplify
-
-            onnx_in = simplify(src, work / "model.onnx", verify=False)
-        except EdgekitError:
-            pass  # onnx2tf may still take the original; verification judges the result
+    onnx_in = simplified(src, work)
     rng = np.random.default_rng(0)
     np.save(work / _SAMPLE, rng.random((20, 128, 128, 3), dtype=np.float32))
     made = work / "out"

@@ -114,28 +114,53 @@ def _source_shapes(
     return shapes
 
 
+# Generated parity inputs: as many as `compare_outputs` makes by default; calibration data
+# gives up to PARITY_SAMPLES of its samples.
+_GENERATED = {"source": "generated", "count": 4, "seed": 0}
+PARITY_SAMPLES = 32
+
+
+def parity_inputs(
+    src: Model, calib_data: Any, feed: Any
+) -> tuple[list[dict[str, Any]] | None, dict[str, Any]]:
+    """The inputs an int8 result is checked on, and their record for the manifest: samples
+    of the calibration data, fed as the optimize pass fed it (`plan_feed`), when it is
+    given; else None (generated inputs)."""
+    if calib_data is None or len(src.signature.inputs) != 1:
+        return None, dict(_GENERATED)
+    from edgekit.optimize.data import resolve_data
+
+    data = resolve_data(src, calib_data, None, PARITY_SAMPLES, [], seed=1, feed=feed)
+    name = src.signature.inputs[0].name
+    feeds = [{name: data.calib[i : i + 1]} for i in range(len(data.calib))]
+    return feeds, {"source": "calibration data", "data": str(calib_data),
+                   "count": len(feeds), "feed": (data.feed or {}).get("source")}  # fmt: skip
+
+
 def _verify(
     src: Model, dst: Model, precision: str, tolerance: float | None,
-    shapes: Mapping[str, tuple[int, ...]],
+    shapes: Mapping[str, tuple[int, ...]], feeds: list[dict[str, Any]] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     from edgekit.errors import VerificationError
     from edgekit.verify import compare_outputs
 
-    parity = compare_outputs(src, dst, precision=precision, tolerance=tolerance,
+    parity = compare_outputs(src, dst, feeds, precision=precision, tolerance=tolerance,
                              input_shapes=shapes or None)  # fmt: skip
     if not parity.passed:
+        on = "" if feeds is None else " on the calibration data"
         raise VerificationError(
-            f"{src.path}: the {precision} model does not reproduce the source: {parity.reason}; "
-            "pass --tolerance to accept it or --no-verify to skip the check"
+            f"{src.path}: the {precision} model does not reproduce the source{on}: "
+            f"{parity.reason}; pass --tolerance to accept it or --no-verify to skip the check"
         )
-    return parity.to_dict()
+    return parity.to_dict() | {"inputs": inputs or dict(_GENERATED)}
 
 
 def _make_model(
     src: Model, prof: Profile, chosen: str, why: str, prequantized: bool, work: Path, *,
     optimizer: Optimizer | None, verify: bool, tolerance: float | None,
     shapes: dict[str, tuple[int, ...]], trust_model: bool, warnings: list[str],
-    say: Callable[[str], None],
+    say: Callable[[str], None], calib_data: Any = None, feed: Any = None,
 ) -> _Made:  # fmt: skip
     """The model in the profile's format at `chosen`: the source itself, a conversion
     (verified against the source), or the optimizer's quantized model."""
@@ -163,7 +188,8 @@ def _make_model(
                 f"the optimize pass made a {made.model.format} model; {prof.name} needs {prof.format}"
             )
         if verify:
-            made.parity = _verify(src, made.model, "int8", tolerance, shapes)
+            feeds, inputs = parity_inputs(src, calib_data, feed)
+            made.parity = _verify(src, made.model, "int8", tolerance, shapes, feeds, inputs)
     elif str(src.format) == prof.format:
         made.model, notes = same_format_copy(src, float_precision, work)
         warnings += notes
@@ -176,7 +202,8 @@ def _make_model(
                       verify=verify, tolerance=tolerance, precision=float_precision,
                       trust_model=trust_model)  # fmt: skip
         made.model = res.model
-        made.parity = res.parity.to_dict() if res.parity is not None else None
+        if res.parity is not None:
+            made.parity = res.parity.to_dict() | {"inputs": dict(_GENERATED)}
         warnings += res.warnings
         made.conversion = {"path": res.path, "tools": res.tools,
                            "attempts": [a.to_dict() for a in res.attempts],
@@ -305,7 +332,8 @@ def deploy(
             work = Path(w)
             made = _make_model(src, prof, chosen, why, prequantized, work, optimizer=optimizer,
                                verify=verify, tolerance=tolerance, shapes=shapes,
-                               trust_model=trust_model, warnings=warnings, say=say)  # fmt: skip
+                               trust_model=trust_model, warnings=warnings, say=say,
+                               calib_data=calib_data, feed=feed)  # fmt: skip
             limits_checked = check_limits(made.model, prof, stage="result")
             run_threads = threads if threads is not None else prof.threads
             measurements, host_rt = _measurements(made, prof, run_threads, measure, shapes, work,

@@ -46,15 +46,35 @@ class Tool:
     name: str
     version: str
     requirements: tuple[str, ...]
-    entry: str  # the console script in the venv's bin/ folder
+    # The console script in the venv's bin/ folder, or a script shipped beside this module
+    # (a name ending in .py) that the venv's python runs.
+    entry: str
+    # Made on first use; a tool too large for that (gigabytes) is installed only by
+    # `edgekit tools install`, and a path that needs it is skipped until then.
+    on_first_use: bool = True
 
     @property
     def folder_name(self) -> str:
         return f"{self.name}-{self.version}"
 
+    def command(self, env: Path) -> list[str]:
+        """The command line that starts the tool in `env` (its arguments follow)."""
+        if self.entry.endswith(".py"):
+            return [str(_python(env)), str(Path(__file__).with_name(self.entry))]
+        # A venv records its own path in its scripts: it is made at a temporary folder and
+        # renamed, so the entry script is called through the final python, never by shebang.
+        return [str(_python(env)), str(env / "bin" / self.entry)]
+
+    def whole(self, env: Path) -> bool:
+        """Whether `env` holds what the tool needs to start."""
+        return _python(env).exists() and (
+            self.entry.endswith(".py") or (env / "bin" / self.entry).exists()
+        )
+
 
 # onnx2tf 2.x needs Python >= 3.12; 1.29.24 is the newest for 3.11, and these are its pins.
 _ONNX2TF = "1.29.24"
+_ONNX2TORCH = "1.5.15"
 TOOLS: dict[str, Tool] = {
     "onnx2tf": Tool("onnx2tf", _ONNX2TF, (
         f"onnx2tf=={_ONNX2TF}", "requests==2.32.5", "numpy==1.26.4", "onnx==1.19.1",
@@ -64,6 +84,13 @@ TOOLS: dict[str, Tool] = {
         "psutil==5.9.5", "protobuf==4.25.5", "h5py==3.11.0", "ml-dtypes==0.5.1",
         "flatbuffers==25.12.19", "sng4onnx",
     ), "onnx2tf"),
+    # The second ONNX -> TFLite path. onnx2torch imports torchvision, and PyPI's torchvision
+    # needs its own torch release, not edgekit's; litert-torch converts the module it makes.
+    "onnx2torch": Tool("onnx2torch", _ONNX2TORCH, (
+        f"onnx2torch=={_ONNX2TORCH}", "torch==2.14.1", "torchvision==0.29.1",
+        "litert-torch==0.10.0", "litert-converter==0.5.0", "ai-edge-litert==2.3.0",
+        "torchao==0.18.0", "onnx==1.23.2", "numpy==2.4.6",
+    ), "onnx2torch_tflite.py", on_first_use=False),
 }  # fmt: skip
 
 
@@ -97,7 +124,7 @@ def status(name: str) -> dict[str, object]:
                                "installed": False, "state": "absent"}  # fmt: skip
     if stamp.is_file():
         info.update(json.loads(stamp.read_text()))
-        whole = _python(env).exists() and (env / "bin" / t.entry).exists()
+        whole = t.whole(env)
         info["installed"] = whole
         info["state"] = "ready" if whole else "broken"
     elif env.exists():
@@ -139,8 +166,6 @@ def install(name: str, force: bool = False, progress: Callable[[str], None] = _p
         _run_quiet([str(_python(part)), "-m", "pip", "install", "--disable-pip-version-check",
                     "--no-input", "-q", *t.requirements],
                    f"pip install {t.name}=={t.version}")  # fmt: skip
-        # A venv records its own path in its scripts: it is made at `part`, so the entry
-        # script is called through the final python below, never by its shebang.
         stamp = {"tool": t.name, "version": t.version, "requirements": list(t.requirements),
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
@@ -186,6 +211,11 @@ def ensure(name: str) -> Path:
             f"{env_dir(name)}: the {name} environment is broken (its python or {tool(name).entry} "
             f"is missing); run `edgekit tools install {name} --force`"
         )
+    if state != "ready" and not tool(name).on_first_use:
+        raise ToolEnvError(
+            f"the {name} environment is not installed (several GB, so not made on first use); "
+            f"run `edgekit tools install {name}`"
+        )
     return env_dir(name) if state == "ready" else install(name)
 
 
@@ -209,11 +239,10 @@ def run_tool(
     code); raises ToolEnvError when the environment is broken or cannot be made.
     """
     env = ensure(name)
-    script = env / "bin" / tool(name).entry
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     environ.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONNOUSERSITE="1")
     try:
-        return subprocess.run([str(_python(env)), str(script), *args], cwd=cwd, env=environ,
+        return subprocess.run([*tool(name).command(env), *args], cwd=cwd, env=environ,
                               capture_output=True, text=True, timeout=timeout)  # fmt: skip
     except OSError as exc:
         raise ToolEnvError(
