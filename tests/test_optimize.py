@@ -263,6 +263,50 @@ def test_optimize_light_squeezenet_to_openvino_int8(tmp_path: Path, shared_model
     assert "FakeQuantize" in types
 
 
+# --- inference precision as a candidate (issue 12) -------------------------------------
+
+
+def _cpu_has_bf16() -> bool:
+    from edgekit.devices import cpu
+
+    return cpu()["bf16"]
+
+
+@pytest.mark.skipif(not _cpu_has_bf16(), reason="this CPU has no AVX-512 BF16 or AMX")
+def test_auto_tries_bf16_inference_read_back_verified_and_measured(tmp_path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.verify import TOLERANCES
+
+    res = optimize(tiny_models["onnx"], "x86-avx512", out=tmp_path / "o", calib_samples=8)
+    rep = res.report
+    bf16 = next(c for c in rep["candidates"] if c["precision"] == "bf16")
+    assert bf16["error"] is None and bf16["runtime_options"] == {"INFERENCE_PRECISION_HINT": "bf16"}
+    assert bf16["inference_precision"]["ran"] == "bf16"  # read back, not only the hint
+    assert bf16["inference_precision"]["hint"] == "bf16"
+    # measured in the same interleaved run, and the runtime ran bf16 while it was timed
+    assert bf16["latency_ms"]["inference_precision"]["ran"] == "bf16"
+    assert rep["baseline"]["latency_ms"]["inference_precision"]["ran"] == "f32"
+    assert bf16["vs_baseline"]["verdict"] in ("faster", "same", "slower")
+    assert "identical" not in bf16["vs_baseline"]["method"]  # same bytes, other options
+    tol = TOLERANCES["bf16"]
+    assert bf16["parity"]["cosine"] >= tol.min_cosine and bf16["meets_budget"]
+    assert 0 < bf16["parity"]["max_abs_error"] <= tol.atol, "bf16 must actually have run"
+    assert not any("pinned" in w or "INFERENCE_PRECISION_HINT=f32" in w for w in rep["warnings"])
+
+
+def test_a_profile_without_bf16_does_not_try_it(tmp_path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.profiles import load_profile, validate
+
+    data = load_profile("x86-avx512").to_dict()
+    del data["target"]["inference_precision"]
+    res = optimize(tiny_models["onnx"], validate(data, "t"), out=tmp_path / "o",
+                   calib_samples=8, measure=False)  # fmt: skip
+    cands = res.report["candidates"]
+    assert {c["precision"] for c in cands} == {"int8", "fp32"}
+    assert all(c["runtime_options"] is None for c in cands)
+
+
 # --- CLI -------------------------------------------------------------------------------
 
 

@@ -69,7 +69,8 @@ def measure_interleaved(
     Each dict is the harness's statistics (`edgekit.bench.stats.summarize`: median, its
     confidence interval, percentiles...) of the model's samples from all its rounds,
     with ``runs``, ``quantile_method``, the runs' ``stop_reasons`` and ``warnings``, the
-    model's ``sha256`` and its raw ``samples_ns`` in time order. `options` (one per model,
+    model's ``sha256``, the ``inference_precision`` the runtime read back, and its raw
+    ``samples_ns`` in time order. `options` (one per model,
     or None) are the runtime options each is opened with (an inference precision...).
     A model with the same bytes and options as an earlier one is not measured again: it
     gets a copy of that one's statistics.
@@ -105,6 +106,8 @@ def measure_interleaved(
         lat["warnings"] = list(dict.fromkeys(w for rep in reps for w in rep.warnings))
         lat["sha256"] = loaded[i].sha256
         lat["options"] = dict(opts[i] or {})
+        # what the runtime computed in, read back from the compiled model (None: as stored)
+        lat["inference_precision"] = reps[0]["runtime"]["inference_precision"]
         measured[i] = lat
     return [dict(measured[first[k]]) for k in keys]
 
