@@ -307,6 +307,39 @@ def test_a_profile_without_bf16_does_not_try_it(tmp_path, tiny_models) -> None:
     assert all(c["runtime_options"] is None for c in cands)
 
 
+def test_profile_list_finds_the_fastest_target_in_one_interleaved_run(
+    tmp_path, tiny_models
+) -> None:
+    from edgekit.optimize.fastest import optimize_for_targets, summary_table
+
+    out = tmp_path / "o"
+    res = optimize_for_targets(tiny_models["onnx"], "x86-avx2,x86-avx512", out=out,
+                               quantize="none", calib_samples=8)  # fmt: skip
+    s = json.loads(res.summary_path.read_text())
+    assert s == res.summary
+    for name in ("x86-avx2", "x86-avx512"):  # each profile's normal optimize output
+        assert (out / name / "report.json").is_file() and (out / name / "report.html").is_file()
+    rows = s["rows"]
+    assert {(r["profile"], r["runtime"]) for r in rows} == {("x86-avx2", "onnxruntime"),
+                                                           ("x86-avx512", "openvino")}  # fmt: skip
+    assert {r["threads"] for r in rows} >= {1}
+    # one measurement: every row's ratio to the fastest comes from the same raw samples
+    assert all(r["latency_ms"]["samples_ns"] and r["vs_fastest"] for r in rows)
+    best = min(rows, key=lambda r: r["latency_ms"]["median"])
+    assert (s["fastest"]["profile"], s["fastest"]["threads"]) == (best["profile"], best["threads"])
+    assert s["fastest"]["format"] == best["format"] and s["fastest_meets_budget"]
+    assert next(r for r in rows if r is best)["vs_fastest"]["verdict"] == "same"
+    assert summary_table(s).row_count == len(rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_cli_profile_list_with_a_typo_is_one_sentence(tmp_path, tiny_models) -> None:
+    r = run_cli("optimize", str(tiny_models["onnx"]), "--profile", "x86-avx2,x86-avx51",
+                "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "x86-avx51")
+    assert not (tmp_path / "o").exists()
+
+
 # --- CLI -------------------------------------------------------------------------------
 
 
