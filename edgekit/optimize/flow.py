@@ -523,7 +523,8 @@ def _times(c: Candidate, base: Candidate) -> str:
 
 def say_slower(run: Run) -> None:
     """Never slower without saying so: the chosen model (with the ops responsible), and
-    each int8 candidate slower than fp32; slower means the ratio's interval excludes 1."""
+    each int8 or bf16 candidate slower than fp32; slower means the ratio's interval
+    excludes 1."""
     base, chosen = run.base, run.chosen
     if not run.measure or base.latency_ms is None:
         return
@@ -535,7 +536,8 @@ def say_slower(run: Run) -> None:
             f"{run.runtime}: {_times(chosen, base)}; {run.slow_ops['summary']}"
         )
     for c in run.candidates:
-        if c.error is None and c is not chosen and c.precision in INT8 and _slower(c, base):
+        lower = c.precision in INT8 or bool(c.options)  # int8, or a bf16 compute precision
+        if c.error is None and c is not chosen and lower and _slower(c, base):
             run.warnings.append(
                 f"{c.name} is slower than fp32 on {run.runtime} here ({_times(c, base)})"
             )
