@@ -17,6 +17,7 @@ from edgekit.errors import ProfileError
 from edgekit.vocab import (
     ARCHES,
     DTYPES,
+    INFERENCE_PRECISIONS,
     PRECISIONS,
     PROFILE_FORMATS,
     REFERENCE_RUNTIMES,
@@ -70,6 +71,8 @@ PROVIDERS = (
     "ACLExecutionProvider",
     "ArmNNExecutionProvider",
 )
+# Compute precisions a profile may list for `optimize` to try (f32 is the baseline's).
+INFERENCE_CANDIDATES = tuple(p for p in INFERENCE_PRECISIONS if p != "f32")
 QUANT_TYPES = ("int8", "uint8", "int16", "uint16")
 QUANT_FORMATS = ("QDQ", "QOperator")
 # `target` keys that only some runtimes read (a profile giving one to another runtime is
@@ -77,6 +80,7 @@ QUANT_FORMATS = ("QDQ", "QOperator")
 RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "providers": ("onnxruntime",),
     "delegate": ("litert", "tflite-micro"),
+    "inference_precision": ("openvino",),
 }
 RUNTIME_KEY_DEFAULTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("onnxruntime", "providers"): ("CPUExecutionProvider",),
@@ -107,6 +111,8 @@ SCHEMA: dict[str, dict[str, _Spec]] = {
         "providers": ("enum-list", False, PROVIDERS),
         "delegate": ("enum", False, DELEGATES),
         "threads": ("int", False, ()),
+        # compute precisions of the fp32 model that `optimize` tries as candidates
+        "inference_precision": ("enum-list", False, INFERENCE_CANDIDATES),
         "input_dtype": ("enum", False, DTYPES),
         "output_dtype": ("enum", False, DTYPES),
     },

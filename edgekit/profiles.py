@@ -176,6 +176,8 @@ class Profile:
     providers: tuple[str, ...] = ()  # ONNX Runtime execution providers, in priority order
     delegate: str | None = None  # LiteRT delegate
     threads: int | None = None  # None: the runtime's default
+    # runtime compute precisions of the fp32 model to try (OpenVINO: bf16, f16)
+    inference_precision: tuple[str, ...] = ()
     input_dtype: str = "float32"
     output_dtype: str = "float32"
     quantization: Quantization = field(default_factory=Quantization)
@@ -238,6 +240,8 @@ class Profile:
             target["delegate"] = self.delegate
         if self.threads is not None:
             target["threads"] = self.threads
+        if self.inference_precision:
+            target["inference_precision"] = list(self.inference_precision)
         out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
@@ -323,6 +327,7 @@ def validate(data: Mapping[str, Any], source: str, *, path: Path | None = None) 
         providers=providers,
         delegate=target.get("delegate"),
         threads=target.get("threads"),
+        inference_precision=target.get("inference_precision", ()),
         input_dtype=target.get("input_dtype", "float32"),
         output_dtype=target.get("output_dtype", "float32"),
         quantization=Quantization(**quant),

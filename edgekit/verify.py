@@ -59,9 +59,12 @@ class Tolerance:
 
 # Per precision of the model being checked. fp32: reordering of float sums only;
 # fp16: 10-bit mantissa weights; int8: quantization noise, judged by direction and top-1.
+# bf16 (a runtime computing in bf16: 7-bit mantissa activations, rounding at every layer,
+# f32 accumulation): ~8x fp16's step, so a looser bound, still far tighter than int8's.
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(atol=1e-3, min_cosine=0.9999),
     "fp16": Tolerance(atol=1e-2, min_cosine=0.999),
+    "bf16": Tolerance(atol=5e-2, min_cosine=0.995, min_top1=0.9),
     "int8": Tolerance(atol=None, min_cosine=0.98, min_top1=0.9),
 }
 
@@ -123,11 +126,14 @@ class Runner:
         self.session.close()
 
 
-def reference_runner(model: Model, runtime: str | None = None) -> Runner:
+def reference_runner(
+    model: Model, runtime: str | None = None, options: Mapping[str, Any] | None = None
+) -> Runner:
     """A runner for `model` on `runtime`, else on its reference runtime: Keras for Keras,
     TensorFlow for a SavedModel, the format's default runtime for the others
     (`edgekit.runtimes.reference_runtime`). A format that no target runtime reads
-    (Keras) runs on its reference whatever `runtime` says.
+    (Keras) runs on its reference whatever `runtime` says. `options` are the runtime
+    options it is opened with (an inference precision...).
 
     A TFLite file that LiteRT refuses only because a 1-D tensor (a bias) names a
     per-axis quantization axis other than 0 runs from a temporary copy with that
@@ -139,15 +145,16 @@ def reference_runner(model: Model, runtime: str | None = None) -> Runner:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     targeted = runtime is not None and str(model.format) in DEFAULT_RUNTIME
     name = runtime if targeted else reference_runtime(model)
+    opts = dict(options) if options else None
     try:
-        return Runner(open_session(model, name))
+        return Runner(open_session(model, name, options=opts))
     except UnsupportedModelError as exc:
         if str(model.format) != "tflite" or "quantized_dimension" not in str(exc):
             raise
         fixed = repaired_tflite(model)
         if fixed is None:
             raise
-        return Runner(open_session(fixed, name))
+        return Runner(open_session(fixed, name, options=opts))
 
 
 def repaired_tflite(model: Model, folder: os.PathLike | None = None) -> Model | None:
@@ -304,6 +311,7 @@ def compare_outputs(
     src_runtime: str | None = None,
     dst_runtime: str | None = None,
     collect: list[list[np.ndarray]] | None = None,
+    dst_options: Mapping[str, Any] | None = None,
 ) -> Parity:
     """Run the same inputs through `src_model` and `dst_model` and measure how far apart they are.
 
@@ -313,6 +321,7 @@ def compare_outputs(
     `tolerance` overrides the absolute bound. `reference`, when given, is the
     source's outputs for `feeds` (saves re-running the source); `collect`, when given,
     receives the result's raw outputs per feed (saves re-running the result to score it).
+    `dst_options` are the runtime options the result runs with (a bf16 inference precision).
     Returns a Parity; it never raises on a mismatch, callers decide (`Parity.passed`).
     """
     from edgekit.inputs import generate_inputs
@@ -330,7 +339,7 @@ def compare_outputs(
     if reference is None:
         ref_runner = reference_runner(src, src_runtime)
         reference = [ref_runner.run(f) for f in feeds]
-    dst_runner = reference_runner(dst, dst_runtime)
+    dst_runner = reference_runner(dst, dst_runtime, dst_options)
     ssig, dsig = src.signature, dst_runner.signature
     order = match_inputs(ssig, dsig)
 

@@ -15,6 +15,8 @@ __all__ = [
     "DTYPES",
     "FLOAT_PRECISIONS",
     "FORMAT_NAMES",
+    "INFERENCE_PRECISIONS",
+    "INFERENCE_PRECISION_NAMES",
     "INTEGER_PRECISIONS",
     "PRECISIONS",
     "PROFILE_FORMATS",
@@ -68,8 +70,15 @@ class Precision(StrEnum):
 FLOAT_PRECISIONS = frozenset({Precision.FP32, Precision.FP16, Precision.BF16})
 INTEGER_PRECISIONS = frozenset(p for p in Precision if p not in FLOAT_PRECISIONS)
 
-# The precisions a profile may list, in the order they are shown (bf16 has no backend yet).
+# The precisions a profile may list, in the order they are shown (bf16 is a runtime compute
+# precision: `target.inference_precision`).
 PRECISIONS = ("int8", "int8-float-fallback", "dynamic", "fp16", "int16x8", "fp32")
+
+# What a runtime computes an fp32 model in (OpenVINO's INFERENCE_PRECISION_HINT spelling),
+# and the precision each is reported as: bf16 and f16 are candidates `optimize` tries where
+# a profile lists them under `target.inference_precision`.
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
+INFERENCE_PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 ARCHES = ("x86_64", "aarch64", "armv7", "armv7m", "armv8m", "riscv64")
 

@@ -176,6 +176,41 @@ def test_deploy_run_round_trip(models: dict[str, Path], tmp_path: Path, profile:
         np.testing.assert_allclose(next(iter(ran.values())), expected, atol=atol)
 
 
+@pytest.mark.skipif(
+    not __import__("edgekit.devices").devices.cpu()["bf16"],
+    reason="this CPU has no AVX-512 BF16 or AMX",
+)
+def test_a_bf16_bundle_records_and_applies_its_inference_precision(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    b = deploy(models["tiny"], "x86-avx512", tmp_path / "bundle", precision="bf16")
+    m = b.manifest
+    assert m["precision"] == "bf16" and m["runtime"]["inference_precision"] == "bf16"
+    assert m["runtime"]["options"] == {"INFERENCE_PRECISION_HINT": "bf16"}
+    assert (
+        m["measurements"]["parity"]["passed"] and m["measurements"]["parity"]["precision"] == "bf16"
+    )
+    assert m["measurements"]["latency"]["inference_precision"]["ran"] == "bf16"
+    # the weights ship fp32: OpenVINO computes in bf16 because run.py compiles it so
+    import openvino as ov
+
+    xml = b.path / m["model"]["entry"]
+    assert {op.get_element_type().get_type_name() for op in ov.Core().read_model(str(xml))
+            .get_ops() if op.get_type_name() == "Constant"} <= {"f32", "i64", "i32"}  # fmt: skip
+    x = np.random.default_rng(1).uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-I", "run.py", "--input", str(tmp_path / "in.npz"),
+                        "--output", str(tmp_path / "run.npz")], cwd=b.path, env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    f32 = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
+    with np.load(tmp_path / "run.npz") as ran:
+        got = next(iter(ran.values()))
+    np.testing.assert_allclose(got, f32, atol=5e-2)
+    assert not np.array_equal(got, f32), "run.py must compile the model to compute in bf16"
+
+
 def test_cli_deploy_and_run(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "b"
     r = run_cli("deploy", str(models["tiny"]), "--profile", "x86-avx2", "--precision", "fp32",

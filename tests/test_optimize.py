@@ -263,6 +263,85 @@ def test_optimize_light_squeezenet_to_openvino_int8(tmp_path: Path, shared_model
     assert "FakeQuantize" in types
 
 
+# --- inference precision as a candidate (issue 12) -------------------------------------
+
+
+def _cpu_has_bf16() -> bool:
+    from edgekit.devices import cpu
+
+    return cpu()["bf16"]
+
+
+@pytest.mark.skipif(not _cpu_has_bf16(), reason="this CPU has no AVX-512 BF16 or AMX")
+def test_auto_tries_bf16_inference_read_back_verified_and_measured(tmp_path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.verify import TOLERANCES
+
+    res = optimize(tiny_models["onnx"], "x86-avx512", out=tmp_path / "o", calib_samples=8)
+    rep = res.report
+    bf16 = next(c for c in rep["candidates"] if c["precision"] == "bf16")
+    assert bf16["error"] is None and bf16["runtime_options"] == {"INFERENCE_PRECISION_HINT": "bf16"}
+    assert bf16["inference_precision"]["ran"] == "bf16"  # read back, not only the hint
+    assert bf16["inference_precision"]["hint"] == "bf16"
+    # measured in the same interleaved run, and the runtime ran bf16 while it was timed
+    assert bf16["latency_ms"]["inference_precision"]["ran"] == "bf16"
+    assert rep["baseline"]["latency_ms"]["inference_precision"]["ran"] == "f32"
+    assert bf16["vs_baseline"]["verdict"] in ("faster", "same", "slower")
+    assert "identical" not in bf16["vs_baseline"]["method"]  # same bytes, other options
+    tol = TOLERANCES["bf16"]
+    assert bf16["parity"]["cosine"] >= tol.min_cosine and bf16["meets_budget"]
+    assert 0 < bf16["parity"]["max_abs_error"] <= tol.atol, "bf16 must actually have run"
+    assert not any("pinned" in w or "INFERENCE_PRECISION_HINT=f32" in w for w in rep["warnings"])
+
+
+def test_a_profile_without_bf16_does_not_try_it(tmp_path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.profiles import load_profile, validate
+
+    data = load_profile("x86-avx512").to_dict()
+    del data["target"]["inference_precision"]
+    res = optimize(tiny_models["onnx"], validate(data, "t"), out=tmp_path / "o",
+                   calib_samples=8, measure=False)  # fmt: skip
+    cands = res.report["candidates"]
+    assert {c["precision"] for c in cands} == {"int8", "fp32"}
+    assert all(c["runtime_options"] is None for c in cands)
+
+
+def test_profile_list_finds_the_fastest_target_in_one_interleaved_run(
+    tmp_path, tiny_models
+) -> None:
+    from edgekit.optimize.fastest import optimize_for_targets, summary_table
+
+    out = tmp_path / "o"
+    # fp32 only and no per-profile timing: the side-by-side run is what is under test
+    res = optimize_for_targets(tiny_models["onnx"], "x86-avx2,x86-avx512", out=out,
+                               quantize="none", calib_samples=8, measure=False,
+                               graph_opt=False)  # fmt: skip
+    s = json.loads(res.summary_path.read_text())
+    assert s == res.summary
+    for name in ("x86-avx2", "x86-avx512"):  # each profile's normal optimize output
+        assert (out / name / "report.json").is_file() and (out / name / "report.html").is_file()
+    rows = s["rows"]
+    assert {(r["profile"], r["runtime"]) for r in rows} == {("x86-avx2", "onnxruntime"),
+                                                           ("x86-avx512", "openvino")}  # fmt: skip
+    assert {r["threads"] for r in rows} >= {1}
+    # one measurement: every row's ratio to the fastest comes from the same raw samples
+    assert all(r["latency_ms"]["samples_ns"] and r["vs_fastest"] for r in rows)
+    best = min(rows, key=lambda r: r["latency_ms"]["median"])
+    assert (s["fastest"]["profile"], s["fastest"]["threads"]) == (best["profile"], best["threads"])
+    assert s["fastest"]["format"] == best["format"] and s["fastest_meets_budget"]
+    assert next(r for r in rows if r is best)["vs_fastest"]["verdict"] == "same"
+    assert summary_table(s).row_count == len(rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_cli_profile_list_with_a_typo_is_one_sentence(tmp_path, tiny_models) -> None:
+    r = run_cli("optimize", str(tiny_models["onnx"]), "--profile", "x86-avx2,x86-avx51",
+                "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_user_error(r, "x86-avx51")
+    assert not (tmp_path / "o").exists()
+
+
 # --- CLI -------------------------------------------------------------------------------
 
 

@@ -210,6 +210,11 @@ def _data(**target: object) -> dict:
         (_data(threads=0), "'target.threads' must be at least 1"),
         (_data(format="onnx"), "'target.format' 'onnx' cannot be run by runtime 'litert'"),
         (_data(providers=["CPUExecutionProvider"]), "'target.providers' applies only"),
+        (_data(inference_precision=["bf16"]), "'target.inference_precision' applies only"),
+        (
+            _data(runtime="openvino", format="openvino", inference_precision=["f32"]),
+            "unknown value 'f32' in 'target.inference_precision'",
+        ),
         (_data(precision=[]), "at least one precision"),
         (_data(precision=["int8", "int8"]), "lists 'int8' more than once"),
         (_data(precision=["int4"]), "unknown value 'int4' in 'target.precision'"),
@@ -250,6 +255,13 @@ def test_sizes_accept_units_and_integers() -> None:
 def test_onnxruntime_defaults_to_the_cpu_provider() -> None:
     data = _data(runtime="onnxruntime", format="onnx")
     assert validate(data, "t").providers == ("CPUExecutionProvider",)
+
+
+def test_x86_avx512_tries_bf16_and_keeps_it_through_to_dict() -> None:
+    p = load_profile("x86-avx512")
+    assert p.inference_precision == ("bf16",)
+    assert validate(p.to_dict(), "t") == p
+    assert load_profile("x86-avx2").inference_precision == ()
 
 
 def test_runnable_here() -> None:

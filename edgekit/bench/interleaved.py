@@ -55,8 +55,8 @@ def measure_interleaved(
     paths: Sequence[str | os.PathLike],
     x: np.ndarray,
     *,
-    runtime: str,
-    threads: int | None,
+    runtime: str | Sequence[str],
+    threads: int | None | Sequence[int | None],
     rounds: int = ROUNDS,
     min_time: float = MIN_TIME_S,
     options: Sequence[Mapping[str, Any] | None] | None = None,
@@ -69,18 +69,24 @@ def measure_interleaved(
     Each dict is the harness's statistics (`edgekit.bench.stats.summarize`: median, its
     confidence interval, percentiles...) of the model's samples from all its rounds,
     with ``runs``, ``quantile_method``, the runs' ``stop_reasons`` and ``warnings``, the
-    model's ``sha256`` and its raw ``samples_ns`` in time order. `options` (one per model,
-    or None) are the runtime options each is opened with (an inference precision...).
-    A model with the same bytes and options as an earlier one is not measured again: it
-    gets a copy of that one's statistics.
+    model's ``sha256``, the ``inference_precision`` the runtime read back, and its raw
+    ``samples_ns`` in time order. `options` (one per model,
+    or None) are the runtime options each is opened with (an inference precision...);
+    `runtime` and `threads` are one for all or one per model (several runtimes side by
+    side: `edgekit.optimize.fastest`). A model with the same bytes, options, runtime and
+    threads as an earlier one is not measured again: it gets a copy of that one's statistics.
     """
     from edgekit.bench import benchmark
     from edgekit.bench.stats import QUANTILE_METHOD_NAME, summarize
     from edgekit.model import load
 
-    opts = list(options) if options is not None else [None] * len(paths)
+    n = len(paths)
+    opts = list(options) if options is not None else [None] * n
+    rts = [runtime] * n if isinstance(runtime, str) else list(runtime)
+    ths = list(threads) if isinstance(threads, Sequence) else [threads] * n
     loaded = [load(p) for p in paths]
-    keys = [(m.sha256, repr(sorted((o or {}).items()))) for m, o in zip(loaded, opts, strict=True)]
+    keys = [(m.sha256, repr(sorted((o or {}).items())), rt, th)
+            for m, o, rt, th in zip(loaded, opts, rts, ths, strict=True)]  # fmt: skip
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
     unique = sorted(set(first.values()))
     models = [loaded[i] for i in unique]
@@ -89,10 +95,11 @@ def measure_interleaved(
     for r in range(rounds):
         order = range(len(models)) if r % 2 == 0 else reversed(range(len(models)))
         for i in order:
+            j = unique[i]
             reports[i].append(benchmark(
-                models[i], runtime=runtime, threads=threads, batch=1, inputs=inputs[i],
+                models[i], runtime=rts[j], threads=ths[j], batch=1, inputs=inputs[i],
                 warmup=WARMUP, min_time=min_time / rounds, max_time=MAX_TIME_S,
-                min_runs=MIN_RUNS, stop_on_interrupt=True, options=opts[unique[i]],
+                min_runs=MIN_RUNS, stop_on_interrupt=True, options=opts[j],
             ))  # fmt: skip
     measured = {}
     for i, reps in zip(unique, reports, strict=True):
@@ -105,6 +112,9 @@ def measure_interleaved(
         lat["warnings"] = list(dict.fromkeys(w for rep in reps for w in rep.warnings))
         lat["sha256"] = loaded[i].sha256
         lat["options"] = dict(opts[i] or {})
+        lat["runtime"], lat["threads"] = rts[i], ths[i]
+        # what the runtime computed in, read back from the compiled model (None: as stored)
+        lat["inference_precision"] = reps[0]["runtime"]["inference_precision"]
         measured[i] = lat
     return [dict(measured[first[k]]) for k in keys]
 
@@ -118,7 +128,7 @@ def ratios(lats: Sequence[Mapping[str, Any]], base: int = 0) -> list[dict[str, A
     b = lats[base]
     out: list[dict[str, Any] | None] = []
     for lat in lats:
-        same = ("sha256", "options")
+        same = ("sha256", "options", "runtime", "threads")
         if lat.get("sha256") is not None and all(lat.get(k) == b.get(k) for k in same):
             out.append(identical_verdict())
             continue

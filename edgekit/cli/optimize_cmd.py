@@ -21,7 +21,9 @@ from edgekit.optimize import QUANTIZE_CHOICES
 @click.command("optimize")
 @click.argument("model", type=click.Path())
 @factory_options(trust=True)
-@click.option("--profile", "-p", required=True, help="Target profile name or .toml path.",
+@click.option("--profile", "-p", required=True,
+              help="Target profile name or .toml path; 'host' (every profile this machine "
+              "runs) or 'a,b,c' to find the fastest target, into OUT/<profile>/.",
               shell_complete=complete_profile)  # fmt: skip
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @click.option("--prune", type=OPEN_FRACTION, default=None, help="Target sparsity, e.g. 0.5.")
@@ -74,16 +76,22 @@ def optimize_command(
 
     Writes the optimized model, report.json, report.md and report.html into --out.
 
+    With --profile host (or a,b,c) each profile's output goes to OUT/<profile>/, and
+    OUT/summary.json says which format, runtime, precision and thread count is fastest
+    within the budget, every profile's choice timed side by side in one interleaved run.
+
     Example: edgekit optimize runs/cnn/model.keras --profile x86-avx512 --out opt/ --prune 0.5
     --structured --calib-data digits
     """
     model = resolve_model(model, trust_model, example_input)
     from edgekit.optimize import optimize
+    from edgekit.optimize.fastest import is_many, optimize_for_targets
 
     if structured and prune is None:
         raise click.UsageError("--structured needs --prune SPARSITY (e.g. --prune 0.5).")
     say = (lambda msg: None) if as_json else (lambda msg: click.echo(f"... {msg}", err=True))
-    res = optimize(
+    run = optimize_for_targets if is_many(profile) else optimize
+    res = run(
         model,
         profile,
         out=out,
@@ -99,10 +107,23 @@ def optimize_command(
         feed=feed,
         accept_low_baseline=accept_low_baseline,
     )
+    from edgekit.cli._common import console
+
+    if is_many(profile):
+        if as_json:
+            echo_json(res.summary)
+            return
+        from edgekit.optimize.fastest import summary_table as targets_table
+
+        best = res.summary["fastest"]
+        click.echo(f"fastest: {best['profile']} ({best['format']} on {best['runtime']}, "
+                   f"{best['precision']}, {best['threads']} thread(s)); summary: "
+                   f"{res.summary_path}")  # fmt: skip
+        console().print(targets_table(res.summary))
+        return
     if as_json:
         echo_json(res.report)
         return
-    from edgekit.cli._common import console
     from edgekit.reports import PAGE
     from edgekit.reports.summary import summary_table
 

@@ -48,7 +48,12 @@ from edgekit.deploy.bundle import (
     run_bundle,
 )
 from edgekit.deploy.limits import check_limits, estimate_arena_bytes, with_input_shapes
-from edgekit.deploy.precision import INT_PRECISIONS, Optimizer, choose_precision
+from edgekit.deploy.precision import (
+    INT_PRECISIONS,
+    Optimizer,
+    choose_precision,
+    compute_precision,
+)
 from edgekit.errors import EdgekitError, InputError
 from edgekit.model import Model
 
@@ -92,6 +97,8 @@ class _Made:
     conversion: dict[str, Any]
     optimization: dict[str, Any]
     parity: dict[str, Any] | None = None
+    # runtime options the bundle's runtime must be compiled with (a bf16 inference precision)
+    options: dict[str, Any] | None = None
 
 
 def _source_shapes(
@@ -140,13 +147,13 @@ def parity_inputs(
 def _verify(
     src: Model, dst: Model, precision: str, tolerance: float | None,
     shapes: Mapping[str, tuple[int, ...]], feeds: list[dict[str, Any]] | None = None,
-    inputs: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None, options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     from edgekit.errors import VerificationError
     from edgekit.verify import compare_outputs
 
     parity = compare_outputs(src, dst, feeds, precision=precision, tolerance=tolerance,
-                             input_shapes=shapes or None)  # fmt: skip
+                             input_shapes=shapes or None, dst_options=options)  # fmt: skip
     if not parity.passed:
         on = "" if feeds is None else " on the calibration data"
         raise VerificationError(
@@ -165,12 +172,13 @@ def _make_model(
     """The model in the profile's format at `chosen`: the source itself, a conversion
     (verified against the source), or the optimizer's quantized model."""
     from edgekit.deploy.assemble import same_format_copy, writes_fp16
-    from edgekit.deploy.precision import default_optimizer
+    from edgekit.deploy.precision import compute_precision, default_optimizer
     from edgekit.errors import BundleError
 
     made = _Made(src, {"path": [str(src.format)], "tools": [], "attempts": []},
                  {"precision": chosen, "reason": why, "passes": []})  # fmt: skip
-    float_precision = "fp32" if chosen in INT_PRECISIONS else chosen
+    computed = compute_precision(prof, chosen)  # the fp32 model, computed in bf16 by the runtime
+    float_precision = "fp32" if chosen in INT_PRECISIONS or computed else chosen
     if chosen in INT_PRECISIONS and prequantized:
         made.model, notes = same_format_copy(src, "fp32", work)
         warnings += notes
@@ -209,8 +217,16 @@ def _make_model(
                            "attempts": [a.to_dict() for a in res.attempts],
                            "input_layouts": res.layouts}  # fmt: skip
         say(f"converted via {res.path_str}")
-    if chosen == "fp16":
+    if chosen == "fp16" and not computed:
         made.optimization["passes"].append({"name": "fp16 weights", "precision": "fp16"})
+    if computed:
+        from edgekit.runtimes import get_runtime
+
+        made.options = get_runtime(prof.runtime).precision_options(computed)
+        made.optimization["passes"].append({"name": "inference precision", "precision": chosen,
+                                            "runtime_options": made.options})  # fmt: skip
+        if verify:  # the runtime computing in `chosen`, against the source, at its tolerance
+            made.parity = _verify(src, made.model, chosen, tolerance, shapes, options=made.options)
     return made
 
 
@@ -240,7 +256,7 @@ def _measurements(
     if measure:
         try:
             measurements["latency"] = measure_latency(made.model, runtime, device, provider,
-                                                      threads, shapes or None)  # fmt: skip
+                                                      threads, shapes or None, made.options)  # fmt: skip
         except EdgekitError as exc:
             warnings.append(f"latency not measured: {str(exc).replace(str(work) + '/', '')}")
     return measurements, runtime
@@ -310,8 +326,10 @@ def deploy(
     # A source already quantized in the profile's format ships as it is.
     prequantized = str(src.format) == prof.format and model_precision(src) == "int8"
     chosen, why = choose_precision(prof, precision)
-    # Weights alone too large at the shipped precision: said before any conversion runs.
-    check_limits(with_input_shapes(src, shapes), prof, stage="source", precision=chosen)
+    # Weights alone too large at the shipped precision: said before any conversion runs
+    # (a compute precision such as bf16 ships fp32 weights).
+    stored = "fp32" if compute_precision(prof, chosen) else chosen
+    check_limits(with_input_shapes(src, shapes), prof, stage="source", precision=stored)
     if prequantized and chosen in INT_PRECISIONS:
         why = "the source is already quantized"
     say(f"profile {prof.name}: {prof.format} on {prof.runtime}/{prof.device_label}, "
@@ -401,6 +419,10 @@ def _assemble(
             "providers": list(prof.providers),
             "delegate": prof.delegate,
             "threads": threads,
+            # the runtime must be compiled with these (run.py applies them): e.g. OpenVINO's
+            # INFERENCE_PRECISION_HINT=bf16 for a bf16 bundle of an fp32 model
+            "inference_precision": compute_precision(prof, chosen),
+            "options": made.options,
             "requirement": req["requirement"],
             "package": req["package"],
             "module": req["module"],

@@ -43,11 +43,14 @@ def measure_latency(
     provider: str | None,
     threads: int | None,
     input_shapes: Mapping[str, tuple[int, ...]] | None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A short latency measurement here with `edgekit.bench.benchmark` (Ctrl-C ends it early)."""
+    """A short latency measurement here with `edgekit.bench.benchmark` (Ctrl-C ends it early),
+    the runtime opened with `options` (an inference precision), and what it computed in."""
     from edgekit.bench import benchmark
 
     rep = benchmark(model, runtime=runtime, device=device, provider=provider, threads=threads,
                     input_shapes=input_shapes, min_runs=10, min_time=0.2, max_time=2.0,
-                    stop_on_interrupt=True)  # fmt: skip
-    return {"tool": "edgekit.bench.benchmark", "latency_ms": dict(rep.latency_ms)}
+                    stop_on_interrupt=True, options=dict(options) if options else None)  # fmt: skip
+    return {"tool": "edgekit.bench.benchmark", "latency_ms": dict(rep.latency_ms),
+            "inference_precision": rep["runtime"]["inference_precision"]}  # fmt: skip

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from edgekit.profiles import Profile
 
 __all__ = ["FLOAT_PRECISIONS", "INT_PRECISIONS", "Optimizer", "choose_precision",
-           "default_optimizer"]  # fmt: skip
+           "compute_precision", "default_optimizer"]  # fmt: skip
 
 
 # An optimizer turns the source model into one of `precision`, in the profile's format,
@@ -58,9 +58,23 @@ def default_optimizer(
     return made
 
 
+def compute_precision(profile: Profile, precision: str) -> str | None:
+    """The inference precision (the runtime's spelling, e.g. "bf16") the runtime must be
+    compiled with for a bundle at `precision`: one the profile lists under
+    `target.inference_precision`, whose model stays fp32; None for a stored precision."""
+    from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
+    return next((p for p in profile.inference_precision
+                 if INFERENCE_PRECISION_NAMES[p] == precision), None)  # fmt: skip
+
+
 def choose_precision(profile: Profile, requested: str | None) -> tuple[str, str]:
-    """The precision to deploy at and why: the requested one, else the profile's first."""
+    """The precision to deploy at and why: the requested one (a stored precision, or a
+    compute precision of the profile's `inference_precision`), else the profile's first."""
+    from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
     allowed = list(profile.precision)
+    allowed += [INFERENCE_PRECISION_NAMES[p] for p in profile.inference_precision]
     if requested is not None:
         if requested not in allowed:
             raise InputError(

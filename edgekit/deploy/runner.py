@@ -127,6 +127,7 @@ class Bound(NamedTuple):
     outputs: Callable[[Any], list]  # call()'s result -> one array per output, in order
     timed_region: str  # what lies inside call(), said as the harness's Session says it
     package: str  # the distribution that ran it
+    computed_in: str | None = None  # inference precision read back from the compiled model
 
 
 def open_tflite(model_path: str, feeds: list[np.ndarray], manifest: dict[str, Any],
@@ -208,6 +209,9 @@ def open_openvino(model_path: str, feeds: list[np.ndarray], manifest: dict[str, 
         if manifest.get("precision") == "fp32":
             # The CPU plugin computes in bf16 on CPUs with AVX-512 BF16 or AMX unless told.
             config["INFERENCE_PRECISION_HINT"] = "f32"
+    computed = manifest["runtime"].get("inference_precision")
+    if computed:  # a bf16 bundle: the fp32 model, compiled to compute in bf16 (as measured)
+        config["INFERENCE_PRECISION_HINT"] = computed
     compiled = core.compile_model(core.read_model(model_path), device, config)
     request = compiled.create_infer_request()
     tensors = list(enumerate(ov.Tensor(np.ascontiguousarray(x), shared_memory=True) for x in feeds))
@@ -222,7 +226,10 @@ def open_openvino(model_path: str, feeds: list[np.ndarray], manifest: dict[str, 
         "set_input_tensor (pre-built ov.Tensor sharing the input's memory, no copy) + "
         "infer_request.infer (outputs read as views)"
     )
-    return Bound(call, lambda res: [np.array(res[p]) for p in compiled.outputs], region, "openvino")
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT") if device == "CPU" else None
+    ran = None if hint is None else getattr(hint, "get_type_name", lambda: str(hint))()
+    return Bound(call, lambda res: [np.array(res[p]) for p in compiled.outputs], region,
+                 "openvino", ran)  # fmt: skip
 
 
 # The bundle's model format -> the function that loads it and binds its inputs.
@@ -492,7 +499,11 @@ def bench_report(folder: str, manifest: dict[str, Any], feeds: list[np.ndarray],
             "device": rt.get("device") or "CPU",
             "provider": rt.get("provider"),
             "threads": threads,
-            "options": {"package": bound.package, "runner": "run.py --bench"},
+            "options": {
+                "package": bound.package,
+                "runner": "run.py --bench",
+                "inference_precision": bound.computed_in,
+            },  # fmt: skip
         },
         "environment": env,
         "protocol": {

@@ -40,6 +40,10 @@ class Candidate:
     meets_budget: bool = False
     error: str | None = None
     cpu_ops: int | None = None  # ops the target's compiler leaves on the CPU (its estimate)
+    # runtime options it is compiled with (an inference precision), and what the runtime
+    # then computed in, read back from the compiled model (`Session.inference_precision`)
+    options: dict[str, Any] | None = None
+    ran: dict[str, Any] | None = None
 
     @property
     def latency_ms(self) -> float | None:
@@ -61,6 +65,8 @@ class Candidate:
             "meets_budget": self.meets_budget,
             "error": self.error,
             "cpu_ops": self.cpu_ops,
+            "runtime_options": self.options,
+            "inference_precision": self.ran,
         }
 
 

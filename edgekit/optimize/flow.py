@@ -306,10 +306,13 @@ def verify(run: Run, c: Candidate) -> Candidate:
     outputs: list[list[np.ndarray]] = []
     c.parity = compare_outputs(run.base_model, m, run.feeds, reference=run.reference,
                                precision=c.precision, dst_runtime=run.runtime,
-                               collect=outputs)  # fmt: skip
+                               collect=outputs, dst_options=c.options)  # fmt: skip
     c.accuracy = _accuracy(run, outputs, c)
     c.accuracy_drop = accuracy_drop(run.base, c, run.data.labelled)
     c.meets_budget = c.accuracy_drop <= run.max_drop + 1e-9
+    if c.options and not c.parity.passed:
+        # a float compute precision must reproduce the floats at its tolerance, not only top-1
+        c.meets_budget = False
     return c
 
 
@@ -353,17 +356,59 @@ def make_candidates(run: Run) -> None:
         except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
             c.error = f"{type(exc).__name__}: {first_line(exc)}"
         run.candidates.append(c)
+    alternatives(run)
+    inference_candidates(run)
+
+
+def alternatives(run: Run) -> None:
+    """The int8 backend's alternatives (auto mode), each verified like the others."""
     if not (run.can_quantize and run.auto and "int8" in run.precisions):
         return
     from edgekit.optimize.quantize import backend
 
-    alternatives = backend(run.fmt).alternatives(run.options)
-    for i, (label, opts) in enumerate(alternatives):
+    for i, (label, opts) in enumerate(backend(run.fmt).alternatives(run.options)):
         c = Candidate(f"{run.tag}{label}", "int8")
         try:
             c.path = _quantized(run, "int8", "int8-alt" + (str(i) if i else ""), opts)
             verify(run, c)
         except Exception as exc:  # noqa: BLE001 - an alternative that fails is just not kept
+            c.error = f"{type(exc).__name__}: {first_line(exc)}"
+        run.candidates.append(c)
+
+
+def inference_candidates(run: Run) -> None:
+    """The fp32 model compiled in each inference precision the profile lists (auto mode):
+    bf16 on an OpenVINO CPU. What the runtime computed in is read back from the compiled
+    model; a precision it did not honour (a CPU without AVX-512 BF16 or AMX) is recorded
+    as the one it ran, with a warning, never as the one asked for."""
+    if not (run.auto and run.prof.inference_precision):
+        return
+    from edgekit.runtimes import get_runtime, open_session
+    from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
+    fp32 = next((c for c in run.candidates if c.precision == "fp32" and c.error is None), None)
+    path = fp32.path if fp32 is not None else run.float_model
+    for ip in run.prof.inference_precision:
+        name = INFERENCE_PRECISION_NAMES[ip]
+        run.say(f"making candidate: fp32 computed in {name}")
+        c = Candidate(f"{run.tag}{name} inference", name, path)
+        try:
+            c.options = get_runtime(run.runtime).precision_options(ip)
+            session = open_session(path, run.runtime, threads=run.threads, options=c.options)
+            c.ran = session.inference_precision()
+            session.close()
+            ran = (c.ran or {}).get("ran")
+            if ran != ip or (c.ran or {}).get("hint") != ip:
+                got = INFERENCE_PRECISION_NAMES.get(str(ran), str(ran))
+                c.precision, c.name = got, f"{run.tag}fp32 (asked {name}, ran {got})"
+                run.warnings.append(
+                    f"{run.runtime} ran the {name} candidate in {ran} (read back from the "
+                    f"compiled model): this machine cannot compute in {name}"
+                )
+            verify(run, c)
+        except EdgekitError as exc:
+            c.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
             c.error = f"{type(exc).__name__}: {first_line(exc)}"
         run.candidates.append(c)
 
@@ -432,7 +477,7 @@ def measure(run: Run) -> None:
     run.say(f"measuring latency (edgekit.bench, interleaved, {run.threads} thread(s))")
     models = [run.base, *(c for c in run.candidates if c.error is None)]
     lats = measure_interleaved([c.path for c in models], run.data.x_eval, runtime=run.runtime,
-                               threads=run.threads)  # fmt: skip
+                               threads=run.threads, options=[c.options for c in models])  # fmt: skip
     for c, lat, ratio in zip(models, lats, ratios(lats), strict=True):
         c.latency, c.vs_baseline = lat, ratio
     run.warnings += bench_warnings(models)
@@ -478,7 +523,8 @@ def _times(c: Candidate, base: Candidate) -> str:
 
 def say_slower(run: Run) -> None:
     """Never slower without saying so: the chosen model (with the ops responsible), and
-    each int8 candidate slower than fp32; slower means the ratio's interval excludes 1."""
+    each int8 or bf16 candidate slower than fp32; slower means the ratio's interval
+    excludes 1."""
     base, chosen = run.base, run.chosen
     if not run.measure or base.latency_ms is None:
         return
@@ -490,7 +536,8 @@ def say_slower(run: Run) -> None:
             f"{run.runtime}: {_times(chosen, base)}; {run.slow_ops['summary']}"
         )
     for c in run.candidates:
-        if c.error is None and c is not chosen and c.precision in INT8 and _slower(c, base):
+        lower = c.precision in INT8 or bool(c.options)  # int8, or a bf16 compute precision
+        if c.error is None and c is not chosen and lower and _slower(c, base):
             run.warnings.append(
                 f"{c.name} is slower than fp32 on {run.runtime} here ({_times(c, base)})"
             )

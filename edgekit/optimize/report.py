@@ -43,6 +43,10 @@ def _entry(c: Any, fmt: str, stats: dict[str, Any]) -> dict[str, Any]:
         "accuracy": None if c.accuracy is None else round(c.accuracy, 6),
         "latency_ms": c.latency,
         "confusion": c.confusion,
+        # the runtime options it must be compiled with (a bf16 inference precision), and
+        # what the runtime computed in, read back from the compiled model
+        "runtime_options": c.options,
+        "inference_precision": c.ran,
     }
 
 
@@ -69,7 +73,8 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
         )
     if not data.labelled:
         warns.append("accuracy is unproven: no labelled evaluation data")
-    warns += get_runtime(runtime).precision_notes(set(info["isa_features"]))
+    if not any(c.options for c in candidates):  # else the faster precision was tried
+        warns += get_runtime(runtime).precision_notes(set(info["isa_features"]))
     ratio = chosen.vs_baseline
     if ratio is not None:
         speedup = ratio["speedup"]

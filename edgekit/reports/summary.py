@@ -105,7 +105,10 @@ def _figures(record: dict[str, Any]) -> list[tuple[str, str]]:
 
     if kind(record) == "optimize":
         b, o = record["baseline"], record["optimized"]
+        ran = (o.get("inference_precision") or {}).get("ran")
+        computed = f" (the runtime computed in {ran}, read back)" if ran else ""
         return [
+            ("precision", f"{b['precision']} -> {o['precision']}{computed}"),
             ("size", f"{size(b['size_bytes'])} -> {size(o['size_bytes'])}"),
             ("median latency", f"{ms(b['latency_ms'])} -> {ms(o['latency_ms'])}"),
             ("kept in float", ", ".join(record["kept_float"]) or "none"),

@@ -13,12 +13,11 @@ from edgekit.formats.openvino import explain_error, read_model
 from edgekit.model import Model
 from edgekit.runtimes.base import Runtime, Session, check_feeds
 from edgekit.runtimes.concurrent import Requests
-from edgekit.vocab import RUNTIME_FORMATS
+from edgekit.vocab import INFERENCE_PRECISIONS, RUNTIME_FORMATS
 
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")
 # Exec-graph node types that move or hold data rather than compute.
 _NOT_COMPUTE = frozenset({"Const", "Input", "Output", "Parameter", "Result", "Reorder", "Reshape"})
-INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
 
 
 def _core() -> Any:
