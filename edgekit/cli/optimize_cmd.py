@@ -132,5 +132,7 @@ def optimize_command(
         click.echo(f"feed: {fed['description']}", err=True)
     click.echo(f"optimized model: {res.model_path}; report: {res.markdown_path}")
     console().print(summary_table(res.report, res.report_path.parent / PAGE))
+    for why in (res.report.get("int8_where_it_pays") or {}).get("why", []):
+        click.echo(f"int8-where-it-pays kept float: {why}")
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,21 @@ def gzip_bytes(path: Path) -> int:
 def op_times(path: Path, feed: np.ndarray, *, runtime: str, threads: int | None = 1) -> dict:
     """Time per op type on `runtime` for one sample `feed` (`Session.op_times`: ms per
     inference where the runtime profiles, else the op histogram with the unit "op count")."""
+    return _profiled(path, feed, runtime, threads, "op_times")
+
+
+def node_times(
+    path: Path, feed: np.ndarray, *, runtime: str, threads: int | None = 1
+) -> dict | None:
+    """Time per node on `runtime` for one sample `feed` (`Session.node_times`), or None
+    where the runtime gives no per-op times."""
+    return _profiled(path, feed, runtime, threads, "node_times")
+
+
+def _profiled(path: Path, feed: np.ndarray, runtime: str, threads: int | None, method: str) -> Any:
     from edgekit.bench.interleaved import sample_feeds
     from edgekit.runtimes import open_session
 
     with open_session(path, runtime, threads=threads) as session:
-        return session.op_times(sample_feeds(feed, session.signature.inputs[0], 1, limit=1)[0])
+        feeds = sample_feeds(feed, session.signature.inputs[0], 1, limit=1)[0]
+        return getattr(session, method)(feeds)

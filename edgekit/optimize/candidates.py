@@ -28,6 +28,7 @@ class Candidate:
     precision: str
     path: Path | None = None
     kept_float: list[str] = field(default_factory=list)
+    kept_float_why: list[str] = field(default_factory=list)  # one measured reason per op
     size_bytes: int | None = None
     gzip_bytes: int | None = None
     accuracy: float | None = None
@@ -55,6 +56,7 @@ class Candidate:
             "name": self.name,
             "precision": self.precision,
             "kept_float": self.kept_float,
+            "kept_float_why": self.kept_float_why,
             "size_bytes": self.size_bytes,
             "gzip_bytes": self.gzip_bytes,
             "accuracy": rounded(self.accuracy),

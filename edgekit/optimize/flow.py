@@ -83,6 +83,7 @@ class Run:
     chosen: Candidate | None = None
     met: bool = False
     slow_ops: dict[str, Any] | None = None
+    selective: dict[str, Any] | None = None  # what int8-where-it-pays tried and kept
 
     @property
     def src_fmt(self) -> str:
@@ -110,6 +111,7 @@ def run_flow(run: Run) -> Run:
     prune(run)
     reference(run)
     make_candidates(run)
+    int8_where_it_pays(run)
     recover(run)
     if not any(c.error is None for c in run.candidates):
         errs = "; ".join(f"{c.name}: {c.error}" for c in run.candidates)
@@ -411,6 +413,45 @@ def inference_candidates(run: Run) -> None:
         except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
             c.error = f"{type(exc).__name__}: {first_line(exc)}"
         run.candidates.append(c)
+
+
+def int8_where_it_pays(run: Run) -> None:
+    """In auto mode, the int8 model with the op types whose int8 version is slower kept
+    float (`edgekit.optimize.selective`), verified like any other candidate."""
+    int8 = next((c for c in run.candidates if c.name == f"{run.tag}int8" and c.error is None),
+                None)  # fmt: skip
+    if not (run.can_quantize and run.auto and run.measure and int8 is not None):
+        return
+    from dataclasses import replace
+
+    from edgekit.optimize.quantize import backend
+    from edgekit.optimize.selective import NAME, where_it_pays
+
+    run.say("int8 where it pays: per-op times of fp32 and int8, then each float island timed")
+    counter = iter(range(1000))
+
+    def make(types: tuple[str, ...]) -> Path:
+        opts = replace(run.options, keep_float_types=(*run.options.keep_float_types, *types))
+        return _quantized(run, "int8", f"int8-float-types{next(counter)}", opts)
+
+    try:
+        path, choice = where_it_pays(run.base.path, int8.path, make, run.data.x_eval,
+                                     runtime=run.runtime, threads=run.threads,
+                                     compute=backend(run.fmt).compute_types)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - an extra candidate; its failure is said
+        run.warnings.append(f"{NAME} could not be tried: {first_line(exc)}")
+        return
+    run.selective = {"kept_float": choice.kept, "why": choice.why, "tried": choice.tried,
+                     "note": choice.note}  # fmt: skip
+    if path is None:
+        return
+    c = Candidate(f"{run.tag}{NAME}", "int8", path, kept_float=choice.kept,
+                  kept_float_why=choice.why)  # fmt: skip
+    try:
+        verify(run, c)
+    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, like the others
+        c.error = f"{type(exc).__name__}: {first_line(exc)}"
+    run.candidates.append(c)
 
 
 def recover(run: Run) -> None:

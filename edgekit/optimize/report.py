@@ -157,6 +157,8 @@ def build_report(run: Run, *, source: Any, threads_from: str, elapsed_s: float) 
         },
         "candidates": [c.to_dict() for c in candidates],
         "slow_ops": run.slow_ops,
+        # what int8-where-it-pays tried (each op type's per-op and whole-model times)
+        "int8_where_it_pays": run.selective,
         "warnings": warns,
         "elapsed_s": elapsed_s,
     }
@@ -282,6 +284,11 @@ def markdown(rep: dict[str, Any]) -> str:
             + (f" (latency cost vs plain int8: {cost:+.3f} ms)" if cost is not None else ""),
             "",
         ]
+    sel = rep.get("int8_where_it_pays")
+    if sel:
+        lines += ["## int8 where it pays", ""]
+        lines += [f"1. kept float: {w}" for w in sel["why"]] or [f"None kept float: {sel['note']}."]
+        lines.append("")
     lines += [
         "## Candidates",
         "",

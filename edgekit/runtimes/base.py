@@ -74,6 +74,12 @@ class Session(abc.ABC):
         """
         return {"unit": "op count", "ops": dict(self.model.op_histogram)}
 
+    def node_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any] | None:
+        """Where the time goes, per executed node: {"unit": "ms per inference", "nodes":
+        {name: {"op": the model's op type of that node (else the kernel's), "ms": ...}}},
+        or None where the runtime's Python API gives no per-op times."""
+        return None
+
     def inference_precision(self) -> dict[str, Any] | None:
         """The precision the runtime actually computes in, read back from the loaded model
         ({"ran": ..., ...}), or None where the runtime does not say (it runs the model's

@@ -114,9 +114,9 @@ class OrtSession(Session):
         run, names = self.sess.run, self._out_names
         return lambda: run(names, checked)
 
-    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
-        """Kernel time per op type in ms per inference, from ONNX Runtime's session profiler
-        (a second session of the same model and settings, with profiling on)."""
+    def _profile(self, feeds: Mapping[str, np.ndarray], runs: int) -> list[dict[str, Any]]:
+        """The kernel events of `runs` inferences from ONNX Runtime's session profiler (a
+        second session of the same model and settings, with profiling on)."""
         import json
         import tempfile
 
@@ -131,12 +131,35 @@ class OrtSession(Session):
             for _ in range(runs):
                 sess.run(None, checked)
             events = json.loads(Path(sess.end_profiling()).read_text())
+        return [
+            e
+            for e in events
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
+        ]
+
+    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Kernel time per op type in ms per inference, from ONNX Runtime's session profiler."""
         out: dict[str, float] = {}
-        for e in events:
-            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-                op = e.get("args", {}).get("op_name", "?")
-                out[op] = out.get(op, 0.0) + e["dur"] / 1e3 / runs
+        for e in self._profile(feeds, runs):
+            op = e.get("args", {}).get("op_name", "?")
+            out[op] = out.get(op, 0.0) + e["dur"] / 1e3 / runs
         return {"unit": "ms per inference", "ops": out}
+
+    def node_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Kernel time per node in ms per inference, from the session profiler. "op" is the
+        graph's op type of the node of that name (ORT's ``_token_N`` suffix, given to a
+        node its optimizer rebuilt, removed), else the kernel's op (a fused QLinearConv)."""
+        import onnx
+
+        graph = onnx.load(str(self.model.path), load_external_data=False).graph
+        types = {n.name: n.op_type for n in graph.node}
+        out: dict[str, dict[str, Any]] = {}
+        for e in self._profile(feeds, runs):
+            name = re.sub(r"_token_\d+$", "", e["name"][: -len("_kernel_time")])
+            op = types.get(name, e.get("args", {}).get("op_name", "?"))
+            node = out.setdefault(name, {"op": op, "ms": 0.0})
+            node["ms"] += e["dur"] / 1e3 / runs
+        return {"unit": "ms per inference", "nodes": out}
 
     def close(self) -> None:
         self.sess = None

@@ -167,21 +167,39 @@ class OpenVINOSession(Session):
 
         return call
 
-    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
-        """Time per executed node type in ms for one inference (OpenVINO's profiling info
-        after `runs` inferences), from the model compiled again with PERF_COUNT on."""
+    def _profile(self, feeds: Mapping[str, np.ndarray], runs: int) -> tuple[Any, list[Any]]:
+        """(the model read again, OpenVINO's profiling info after `runs` inferences of it
+        compiled with PERF_COUNT on)."""
         arrays = self._ordered(check_feeds(self.signature, feeds, self.model))
         # read again rather than kept: holding the graph would add its weights to the RSS
         config = {**self._config, "PERF_COUNT": True}
-        compiled = _core().compile_model(read_model(self.model), self.device, config)
-        request = compiled.create_infer_request()
+        model = read_model(self.model)
+        request = _core().compile_model(model, self.device, config).create_infer_request()
         for _ in range(runs):
             request.infer(arrays)
+        return model, list(request.get_profiling_info())
+
+    def op_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Time per executed node type in ms for one inference (OpenVINO's profiling info
+        after `runs` inferences), from the model compiled again with PERF_COUNT on."""
         out: dict[str, float] = {}
-        for info in request.get_profiling_info():
+        for info in self._profile(feeds, runs)[1]:
             key = f"{info.node_type} ({info.exec_type})"
             out[key] = out.get(key, 0.0) + info.real_time.total_seconds() * 1e3
         return {"unit": "ms per inference", "ops": out}
+
+    def node_times(self, feeds: Mapping[str, np.ndarray], runs: int = 10) -> dict[str, Any]:
+        """Time per executed node in ms for one inference; "op" is the model's op type of
+        the node of that friendly name (a fused node keeps its main op's), else the
+        plugin's node type."""
+        model, infos = self._profile(feeds, runs)
+        types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ops()}
+        out: dict[str, dict[str, Any]] = {}
+        for info in infos:
+            node = out.setdefault(info.node_name,
+                                  {"op": types.get(info.node_name, info.node_type), "ms": 0.0})  # fmt: skip
+            node["ms"] += info.real_time.total_seconds() * 1e3
+        return {"unit": "ms per inference", "nodes": out}
 
     def inference_precision(self) -> dict[str, Any] | None:
         """INFERENCE_PRECISION_HINT as compiled, and the count of executed nodes per runtime

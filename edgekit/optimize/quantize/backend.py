@@ -56,6 +56,7 @@ class QuantOptions:
     ``None`` means the backend picks for this CPU."""
 
     keep_float: tuple[str, ...] = ()  # layers (TFLite tensors, ONNX/OpenVINO nodes) left float
+    keep_float_types: tuple[str, ...] = ()  # op types left float (each format's own names)
 
     def with_float(self, *names: str) -> QuantOptions:
         """These options with `names` kept float as well."""
@@ -92,6 +93,8 @@ class QuantBackend(ABC):
 
     format: ClassVar[str]
     tool: ClassVar[str]
+    # Op types whose int8 kernels are the point of quantizing: never kept float for speed.
+    compute_types: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type[QuantOptions]] = QuantOptions
 
     @property
@@ -106,7 +109,11 @@ class QuantBackend(ABC):
         """`options` as this backend's `Options` (the base class's fields carried over)."""
         if isinstance(options, self.Options):
             return options
-        return self.Options(keep_float=options.keep_float if options else ())
+        if options is None:
+            return self.Options()
+        return self.Options(
+            keep_float=options.keep_float, keep_float_types=options.keep_float_types
+        )
 
     def options_for(self, profile: Any) -> QuantOptions:
         """This backend's options as a profile sets them (default: none set)."""

@@ -38,7 +38,6 @@ class ONNXOptions(QuantOptions):
     activation_type: str | None = None  # int8, uint8, int16
     weight_type: str | None = None
     reduce_range: bool | None = None
-    keep_float_types: tuple[str, ...] = ()  # op types left float
 
 
 def has_vnni() -> bool:
@@ -210,6 +209,7 @@ class ONNXBackend(QuantBackend):
     format = "onnx"
     tool = "ONNX Runtime"
     Options = ONNXOptions
+    compute_types = COMPUTE_OPS
 
     def options_for(self, profile: Any) -> ONNXOptions:
         """The profile's ``[quantization]`` table (ONNX Runtime's names)."""

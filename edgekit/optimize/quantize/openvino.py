@@ -27,7 +27,6 @@ class OpenVINOOptions(QuantOptions):
 
     preset: str | None = None  # "performance" (default) or "mixed"
     model_type: str | None = None  # "transformer"; None: guessed from the graph
-    keep_float_types: tuple[str, ...] = ()  # op types left float
 
 
 def read(src: Path | Any) -> Any:
@@ -121,6 +120,7 @@ class OpenVINOBackend(QuantBackend):
     format = "openvino"
     tool = "OpenVINO"
     Options = OpenVINOOptions
+    compute_types = COMPUTE_TYPES
 
     def quantize(
         self,

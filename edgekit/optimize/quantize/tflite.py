@@ -4,7 +4,8 @@ float16, full int8, int16x8).
 The TFLite converter quantizes while it converts, so the source is the float Keras
 model (or a SavedModel folder), not a .tflite file. Calibration samples reach the
 converter as a ``representative_dataset``. Layers kept in float go through the
-QuantizationDebugger's ``denylisted_nodes``, which names them by output tensor.
+QuantizationDebugger's ``denylisted_nodes``, which names them by output tensor, and op
+types through its ``denylisted_ops`` (TFLite's names: HARD_SWISH).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def configure(source: Any, precision: str, calib: Calibration | None, opts: TFLi
         if opts.io_dtype == "int16":
             conv.inference_input_type = conv.inference_output_type = tf.int16
         return conv
-    if precision == "int8" and not opts.keep_float:
+    if precision == "int8" and not (opts.keep_float or opts.keep_float_types):
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if io_type is not None and precision in ("int8", "int8-float-fallback"):
         conv.inference_input_type = io_type
@@ -92,6 +93,7 @@ class TFLiteBackend(QuantBackend):
     format = "tflite"
     tool = "TFLite"
     Options = TFLiteOptions
+    compute_types = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
     def options_for(self, profile: Any) -> TFLiteOptions:
         """Integer I/O when the profile's input dtype is an integer."""
@@ -108,14 +110,15 @@ class TFLiteBackend(QuantBackend):
     ) -> Path:
         opts = options
         conv = configure(model, precision, calib, opts)
-        if opts.keep_float and calib is not None:
+        if (opts.keep_float or opts.keep_float_types) and calib is not None:
             import tensorflow as tf
 
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=conv,
                 debug_dataset=_representative(calib),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_nodes=list(opts.keep_float)
+                    denylisted_nodes=list(opts.keep_float) or None,
+                    denylisted_ops=list(opts.keep_float_types) or None,
                 ),
             )
             with _no_export_listing():

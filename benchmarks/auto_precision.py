@@ -1,0 +1,175 @@
+"""int8 where it pays (issue 12): fp32, plain int8, int8-where-it-pays, what
+`--quantize auto` picks, and int8 made by hand with each raw tool, on LiteRT (rpi4),
+ONNX Runtime (x86-avx2) and OpenVINO (x86-avx512), single thread, batch 1.
+
+Models: MobileNetV2, EfficientNetB0, MobileNetV3Large, MobileNetV3Small
+(`keras.applications`, ``weights=None``, --size x --size input), random calibration and
+evaluation inputs (optimize draws its own; the rebuilt variants share one set): latency and parity only. With random weights top-1 agreement is
+noise, so the accuracy budget is --max-drop points of disagreement (default: off); the
+cosine to fp32 is reported for each variant.
+
+For each model and profile: `edgekit.optimize` runs first (--quantize auto, the keep-
+float loop off) and gives its pick and the op types its int8-where-it-pays candidate
+kept float; then fp32, plain int8 (edgekit), int8 with those types float (the same
+toolchain denylists), the pick and the hand-made int8 are timed in ONE interleaved
+`edgekit.bench` run (--rounds short runs each, every other round reversed), and every
+ratio comes from it.
+
+    .venv/bin/python benchmarks/auto_precision.py [--size 160] [--models mobilenetv3large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.optimize import hand_int8  # noqa: E402 - the raw tools, as their docs show
+
+MODELS = {
+    "mobilenetv2": "MobileNetV2",
+    "efficientnetb0": "EfficientNetB0",
+    "mobilenetv3large": "MobileNetV3Large",
+    "mobilenetv3small": "MobileNetV3Small",
+}
+PROFILES = {"rpi4": "tflite", "x86-avx2": "onnx", "x86-avx512": "openvino"}
+
+
+def variants(km, rep: dict, pick: Path, calib: np.ndarray, fmt: str, d: Path) -> dict[str, Path]:
+    """{variant: path} of one model in `fmt`, all made from the same Keras model."""
+    from dataclasses import replace
+
+    from edgekit.optimize.flow import convert_fp32
+    from edgekit.optimize.quantize import backend, quantize
+
+    notes: list[str] = []
+    onnx_fp32 = convert_fp32(km, "onnx", d / "onnx", notes)
+    if fmt == "tflite":
+        src, fp32 = km, quantize(km, "tflite", "fp32", d / "fp32.tflite")
+    elif fmt == "onnx":
+        src = fp32 = onnx_fp32
+    else:
+        src = fp32 = convert_fp32(km, "openvino", d / "ov", notes)
+    suffix = fp32.suffix
+    out = {"fp32": fp32, "int8": quantize(src, fmt, "int8", d / f"int8{suffix}", calib)}
+    kept = (rep.get("int8_where_it_pays") or {}).get("kept_float") or []
+    if kept:
+        opts = replace(backend(fmt).Options(), keep_float_types=tuple(kept))
+        out["int8-where-it-pays"] = quantize(src, fmt, "int8", d / f"sel{suffix}", calib, opts)
+    out["auto's pick"] = pick
+    out["int8 by hand"] = hand_int8(km, onnx_fp32, calib, d / "hand")[fmt]
+    return out
+
+
+def measure(paths: dict[str, Path], x: np.ndarray, runtime: str, rounds: int) -> list[dict]:
+    from edgekit.bench.interleaved import measure_interleaved, ratios, sample_feeds
+    from edgekit.model import load
+    from edgekit.verify import compare_outputs
+
+    names = list(paths)
+    lats = measure_interleaved([paths[n] for n in names], x, runtime=runtime, threads=1,
+                               rounds=rounds, min_time=2.0)  # fmt: skip
+    ref = load(paths["fp32"])
+    feeds = sample_feeds(x, ref.signature.inputs[0], 8)
+    rows = []
+    for n, lat, r in zip(names, lats, ratios(lats), strict=True):
+        cos = None
+        if n != "fp32":
+            cos = compare_outputs(ref, paths[n], feeds, src_runtime=runtime,
+                                  dst_runtime=runtime).cosine  # fmt: skip
+        rows.append({
+            "variant": n, "median_ms": round(float(lat["median"]), 4),
+            # speedup: fp32 median / this median, with its interval, from the same run
+            "speedup": None if r is None else round(r["speedup"], 4),
+            "ci": None if r is None else [round(r["speedup_low"], 4), round(r["speedup_high"], 4)],
+            "verdict": None if r is None else r["verdict"],
+            "cosine": None if cos is None else round(float(cos), 5),
+        })  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/auto_precision.json")
+    ap.add_argument("--size", type=int, default=160, help="input height and width")
+    ap.add_argument("--rounds", type=int, default=4, help="harness runs per variant")
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=list(PROFILES))
+    ap.add_argument("--max-drop", type=float, default=100.0)
+    ap.add_argument("--calib", type=int, default=32)
+    args = ap.parse_args()
+
+    import keras
+
+    from edgekit.devices import cpu
+    from edgekit.optimize import optimize
+
+    out = Path(args.out)
+    results: dict = {"cpu": cpu()["model"], "size": args.size, "threads": 1, "rows": []}
+    if out.exists():  # resumable: a long run killed half-way keeps what it measured
+        results = json.loads(out.read_text())
+    done = {(r["model"], r["profile"]) for r in results["rows"]}
+    rng = np.random.default_rng(0)
+    shape = (args.size, args.size, 3)
+    calib = rng.uniform(-1, 1, (args.calib, *shape)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="ek-bench-auto-") as tmp:
+        for key in args.models:
+            keras.utils.set_random_seed(0)
+            km = getattr(keras.applications, MODELS[key])(weights=None, input_shape=shape)
+            src = Path(tmp) / key / "model.keras"
+            src.parent.mkdir(parents=True)
+            km.save(src)
+            for prof in args.profiles:
+                if (key, prof) in done:
+                    continue
+                t0 = time.time()
+                print(f"{key} on {prof}: edgekit optimize --quantize auto ...", flush=True)
+                res = optimize(src, prof, out=Path(tmp) / key / prof, quantize="auto",
+                               calib_samples=args.calib,
+                               max_accuracy_drop=args.max_drop, max_float_layers=0)  # fmt: skip
+                rep = res.report
+                fmt = PROFILES[prof]
+                paths = variants(km, rep, res.model_path, calib, fmt, Path(tmp) / key / f"v-{prof}")
+                rt = rep["measurement"]["runtime"]
+                rows = measure(paths, calib[:8], rt, args.rounds)
+                chosen = next(c for c in rep["candidates"] if c["name"] and
+                              c["kept_float"] == rep["kept_float"] and
+                              c["precision"] == rep["optimized"]["precision"])  # fmt: skip
+                results["rows"].append({
+                    "model": key, "profile": prof, "runtime": rt, "variants": rows,
+                    "auto_chose": chosen["name"],
+                    "where_it_pays": rep.get("int8_where_it_pays"),
+                    "optimize_candidates": [
+                        {k: c[k] for k in ("name", "kept_float", "accuracy_drop", "error")}
+                        | {"vs_baseline": (c["vs_baseline"] or {}).get("latency_ratio")}
+                        for c in rep["candidates"]
+                    ],
+                    "elapsed_s": round(time.time() - t0, 1),
+                })  # fmt: skip
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2) + "\n")
+                print_rows(results["rows"][-1], flush=True)
+
+
+def print_rows(r: dict, flush: bool = False) -> None:
+    """One model x profile as markdown rows."""
+    for v in r["variants"]:
+        ci = "" if not v["ci"] else f" ({v['ci'][0]:.2f}-{v['ci'][1]:.2f})"
+        ratio = "-" if v["speedup"] is None else f"{v['speedup']:.2f}x{ci}"
+        name = v["variant"] + (f" = {r['auto_chose']}" if v["variant"] == "auto's pick" else "")
+        print(f"| {r['model']} | {r['runtime']} | {name} | {v['median_ms']:.3f} | {ratio} | "
+              f"{v['cosine'] if v['cosine'] is not None else '-'} |", flush=flush)  # fmt: skip
+    kept = (r["where_it_pays"] or {}).get("why") or [(r["where_it_pays"] or {}).get("note")]
+    print(f"|  |  | kept float: {'; '.join(str(k) for k in kept)} |  |  |  |", flush=flush)
+
+
+if __name__ == "__main__":
+    main()
