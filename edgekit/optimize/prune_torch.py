@@ -1,9 +1,11 @@
 """Magnitude and structured pruning of PyTorch models with `torch.nn.utils.prune`, with
 fine-tuning on labelled data, written back as a `.pt2`.
 
-torch's own pruning was chosen over torch-pruning: it ships with torch (no new
+torch's own pruning was chosen over torch-pruning (1.6.1 would install beside the rest
+without changing a version, per ``pip install --dry-run``): it ships with torch (no new
 dependency), and its masks need nothing from the module's Python code, which a `.pt2`
-does not carry. The weights are pruned once (``l1_unstructured`` per layer or
+does not carry, whereas torch-pruning's dependency graph shrinks channels by tracing
+an eager module. The weights are pruned once (``l1_unstructured`` per layer or
 ``global_unstructured`` across layers; ``ln_structured`` on conv/linear output
 channels), the masks are folded in (``prune.remove``), and fine-tuning re-applies them
 after every optimizer step so no pruned weight grows back. Structured pruning zeroes
