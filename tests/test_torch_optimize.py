@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-
 torch = pytest.importorskip("torch", reason="the torch extra is not installed (edgekit[torch])")
 pytest.importorskip("litert_torch", reason="litert-torch is not installed (edgekit[torch])")
 
@@ -122,18 +120,6 @@ def test_precisions_pt2e_cannot_make_are_refused(digits: dict, tmp_path: Path) -
     with pytest.raises(UnsupportedModelError, match="PT2E quantizer makes int8"):
         quantize(digits["pt2"], "tflite", "int16x8", tmp_path / "q.tflite", digits["x"][:8])
     assert not (tmp_path / "q.tflite").exists()
-
-
-@pytest.mark.slow
-def test_deploy_pt2_to_rpi4_int8(digits: dict, tmp_path: Path) -> None:
-    import json
-
-    r = run_cli("deploy", str(digits["pt2"]), "--profile", "rpi4", "--calib-data", "digits",
-                "--out", str(tmp_path / "bundle"))  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
-    assert manifest["conversion"]["path"][0] == "torch"
-    assert "int8" in json.dumps(manifest)
 
 
 # --- pruning -----------------------------------------------------------------------------
