@@ -33,8 +33,8 @@ from edgekit.optimize.passes import (
     INT8,
     PASSES,
     PassInfo,
-    fine_tunes,
     get_pass,
+    in_memory,
     passes_for,
     quantizer_for,
 )
@@ -176,7 +176,7 @@ def baseline(run: Run) -> None:
         base_path = src.path
     else:
         base_path = convert_fp32(src, fmt, run.work / "baseline", run.warnings)
-    if fine_tunes(run.src_fmt):
+    if in_memory(run.src_fmt):
         from edgekit.formats.keras import load_keras
 
         run.km = load_keras(src)  # the in-memory model that fine-tuning passes work on
@@ -191,7 +191,7 @@ def baseline(run: Run) -> None:
     if q is not None and fmt in q.accepts:
         run.quant_src = base_path
     else:
-        run.quant_src = run.km if run.km is not None else src.path
+        run.quant_src = run.km if run.km is not None else src
     run.float_model = Path(base_path)
     run.base = Candidate("baseline fp32", "fp32", Path(base_path))
     run.after_stats = dict(run.before_stats)
@@ -230,13 +230,18 @@ def prune(run: Run) -> None:
         d = run.data
         if not d.labelled:
             raise InputError(
-                "pruning a Keras model fine-tunes it, which needs labelled data; pass "
+                f"pruning a {run.src_fmt} model fine-tunes it, which needs labelled data; pass "
                 "--calib-data (e.g. digits, npz:FILE, images:DIR)."
             )
         val = (d.x_val, d.y_val) if d.x_val is not None and len(d.x_val) else None
         cfg = FineTuneConfig(run.prune, d.x_train, d.y_train, val, run.epochs)
-        res = get_pass(info.name).run(run.km, cfg, folder / "pruned.keras")
-        run.after_stats = weight_stats(km=res.model)
+        source = run.km if run.km is not None else run.src
+        res = get_pass(info.name).run(source, cfg, folder / f"pruned{run.src.path.suffix}")
+        if res.model is not None:
+            run.after_stats = weight_stats(km=res.model)
+        else:  # a pass on the file reports its own counts
+            run.after_stats = {"params": res.details.get("params_before"),
+                               "sparsity": res.details.get("sparsity")}  # fmt: skip
     else:
         from edgekit.optimize.prune_weights import WeightPruneConfig
 

@@ -50,17 +50,27 @@ PASSES: dict[str, PassInfo] = {
     for p in (
         PassInfo("prune_magnitude", "edgekit.optimize.prune_magnitude:MagnitudePrune",
                  ("keras",), None, "prune", needs_data=True,
-                 summary="unstructured magnitude pruning with fine-tuning", modules=("keras",)),
+                 summary="unstructured magnitude pruning with fine-tuning",
+                 extra={"in_memory": True}, modules=("keras",)),
         PassInfo("prune_structured", "edgekit.optimize.prune_structured:StructuredPrune",
                  ("keras",), None, "prune", needs_data=True,
                  summary="remove conv filters / dense units by L1 norm, rebuild, fine-tune",
-                 extra={"structured": True}, modules=("keras",)),
+                 extra={"structured": True, "in_memory": True}, modules=("keras",)),
+        PassInfo("prune_torch_magnitude", "edgekit.optimize.prune_torch:TorchMagnitudePrune",
+                 ("torch",), None, "prune", needs_data=True,
+                 summary="torch.nn.utils.prune L1 unstructured pruning with fine-tuning",
+                 modules=("torch",)),
+        PassInfo("prune_torch_structured", "edgekit.optimize.prune_torch:TorchStructuredPrune",
+                 ("torch",), None, "prune", needs_data=True,
+                 summary="torch.nn.utils.prune L1 structured (output channels zeroed), fine-tune",
+                 extra={"structured": True}, modules=("torch",)),
         PassInfo("prune_weights", "edgekit.optimize.prune_weights:WeightPrune",
                  ("onnx", "tflite"), None, "prune",
                  summary="zero small weights without training (compressed size only)"),
         PassInfo("quant_tflite", "edgekit.optimize.quantize.tflite:TFLiteQuantize",
-                 ("keras", "savedmodel"), "tflite", "quantize", PRECISIONS,
-                 summary="TFLite converter post-training quantization", modules=("tensorflow",)),
+                 ("keras", "savedmodel", "torch"), "tflite", "quantize", PRECISIONS,
+                 summary="TFLite converter post-training quantization (PyTorch: litert-torch "
+                 "PT2E)", modules=("tensorflow",)),
         PassInfo("quant_onnx", "edgekit.optimize.quantize.onnx:ONNXQuantize",
                  ("onnx",), "onnx", "quantize", PRECISIONS,
                  summary="ONNX Runtime dynamic / static QDQ / QOperator quantization",
@@ -85,6 +95,12 @@ def passes_for(fmt: str, kind: str | None = None) -> list[PassInfo]:
 def fine_tunes(fmt: str) -> bool:
     """Whether a pass that fine-tunes (and so works on the in-memory source) takes `fmt`."""
     return any(p.needs_data and fmt in p.accepts for p in PASSES.values())
+
+
+def in_memory(fmt: str) -> bool:
+    """Whether `fmt`'s fine-tuning passes work on the source loaded in memory (Keras) rather
+    than on its file."""
+    return any(p.extra.get("in_memory") and fmt in p.accepts for p in PASSES.values())
 
 
 def quantizer_for(fmt: str) -> PassInfo | None:

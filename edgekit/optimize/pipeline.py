@@ -17,7 +17,7 @@ from typing import Any
 
 import edgekit.optimize._tools as T
 from edgekit.errors import InputError, UnsupportedModelError
-from edgekit.optimize.passes import QUANTIZE_CHOICES, fine_tunes, quantizer_for
+from edgekit.optimize.passes import QUANTIZE_CHOICES, fine_tunes, in_memory, quantizer_for
 from edgekit.outputs import atomic_dir, output_lock
 
 
@@ -102,7 +102,7 @@ def optimize(
         raise InputError(f"--prune must be a fraction between 0 and 1, got {prune}.")
     if max_accuracy_drop < 0:
         raise InputError(f"--max-accuracy-drop must be at least 0, got {max_accuracy_drop}.")
-    first = first_conversion(src_fmt, fmt)
+    first = first_conversion(src_fmt, fmt, bool(prune))
     can_quantize = quantizable(first or src_fmt, fmt)
     check_route(src, prof, quantize, can_quantize)
     if can_quantize:
@@ -180,13 +180,16 @@ def _reaches(src_fmt: str, dst: str) -> bool:
     return src_fmt == dst or bool(find_paths(src_fmt, dst))
 
 
-def first_conversion(src_fmt: str, fmt: str) -> str | None:
+def first_conversion(src_fmt: str, fmt: str, prune: bool = False) -> str | None:
     """The format a source is converted to before the flow, or None: a source the
-    profile's quantizer does not take, that no fine-tuning pass works on, is converted
-    first to the first format the quantizer takes (its preferred input) that it can reach:
-    SavedModel or TFLite to ONNX, for ONNX Runtime and OpenVINO."""
+    profile's quantizer does not take, that no fine-tuning pass works on (in memory, or
+    on its file when pruning), is converted first to the first format the quantizer
+    takes (its preferred input) that it can reach: SavedModel or TFLite to ONNX, for ONNX
+    Runtime and OpenVINO."""
     q = quantizer_for(fmt)
-    if q is None or src_fmt == fmt or src_fmt in q.accepts or fine_tunes(src_fmt):
+    if q is None or src_fmt == fmt or src_fmt in q.accepts:
+        return None
+    if in_memory(src_fmt) or (prune and fine_tunes(src_fmt)):
         return None
     return next((f for f in q.accepts if _reaches(src_fmt, f)), None)
 
@@ -201,7 +204,13 @@ def quantizable(src_fmt: str, fmt: str) -> bool:
 def _sources(fmt: str) -> str:
     """ "the Keras or SavedModel" (the formats `fmt`'s quantizer starts from)."""
     q = quantizer_for(fmt)
-    names = {"keras": "Keras", "savedmodel": "SavedModel", "onnx": "ONNX", "openvino": "OpenVINO"}
+    names = {
+        "keras": "Keras",
+        "savedmodel": "SavedModel",
+        "onnx": "ONNX",
+        "openvino": "OpenVINO",
+        "torch": "PyTorch",
+    }
     takes = [names.get(f, f) for f in (q.accepts if q else ())]
     return f"its {' or '.join(takes)}"
 

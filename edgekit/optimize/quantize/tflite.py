@@ -2,7 +2,8 @@
 float16, full int8, int16x8).
 
 The TFLite converter quantizes while it converts, so the source is the float Keras
-model (or a SavedModel folder), not a .tflite file. Calibration samples reach the
+model (or a SavedModel folder), not a .tflite file; a PyTorch source goes through
+litert-torch's PT2E quantizer instead (`tflite_torch`). Calibration samples reach the
 converter as a ``representative_dataset``. Layers kept in float go through the
 QuantizationDebugger's ``denylisted_nodes``, which names them by output tensor, and op
 types through its ``denylisted_ops`` (TFLite's names: HARD_SWISH).
@@ -39,8 +40,11 @@ def _converter(source: Any) -> Any:
     quiet_tensorflow()
     import tensorflow as tf
 
-    if isinstance(source, str | Path):
-        return tf.lite.TFLiteConverter.from_saved_model(str(source))
+    from edgekit.model import Model
+
+    if isinstance(source, str | Path | Model):
+        path = source.path if isinstance(source, Model) else source
+        return tf.lite.TFLiteConverter.from_saved_model(str(path))
     return tf.lite.TFLiteConverter.from_keras_model(source)
 
 
@@ -88,7 +92,7 @@ def configure(source: Any, precision: str, calib: Calibration | None, opts: TFLi
 
 
 class TFLiteBackend(QuantBackend):
-    """TFLite files from a Keras model or a SavedModel folder."""
+    """TFLite files from a Keras model, a SavedModel folder, or a PyTorch model."""
 
     format = "tflite"
     tool = "TFLite"
@@ -109,6 +113,11 @@ class TFLiteBackend(QuantBackend):
         out: Path,
     ) -> Path:
         opts = options
+        from edgekit.optimize.quantize import tflite_torch
+
+        if tflite_torch.is_torch(model):
+            return tflite_torch.quantize(model, precision, calib, opts.io_dtype,
+                                         opts.keep_float, out)  # fmt: skip
         conv = configure(model, precision, calib, opts)
         if (opts.keep_float or opts.keep_float_types) and calib is not None:
             import tensorflow as tf
@@ -143,6 +152,13 @@ class TFLiteBackend(QuantBackend):
 
         import tensorflow as tf
 
+        from edgekit.optimize.quantize import tflite_torch
+
+        if tflite_torch.is_torch(model):
+            raise UnsupportedModelError(
+                "per-layer int8 error is measured by TensorFlow's QuantizationDebugger, "
+                "which does not take PyTorch models"
+            )
         calib = calib.head(limit)
         conv = configure(model, "int8-float-fallback", calib, options)
         with _no_export_listing():

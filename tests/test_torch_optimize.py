@@ -1,0 +1,206 @@
+"""PyTorch sources through optimize: int8 TFLite with litert-torch's PT2E quantizer, and
+magnitude / structured pruning with torch.nn.utils.prune, fine-tuned on digits.
+
+The CNN is built and trained here (a few seconds on digits); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch extra is not installed (edgekit[torch])")
+pytest.importorskip("litert_torch", reason="litert-torch is not installed (edgekit[torch])")
+
+
+class DigitsCNN(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = torch.nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.c1(x)))
+        y = torch.nn.functional.max_pool2d(torch.relu(self.c2(y)), 2)
+        return self.fc(y.flatten(1))
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.images / 16.0).astype(np.float32)[:, None], d.target.astype(np.int64)
+
+
+def _save(module: torch.nn.Module, path: Path) -> Path:
+    batch = torch.export.Dim("batch", min=1, max=2048)
+    ep = torch.export.export(module, (torch.zeros(2, 1, 8, 8),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(ep, str(path))
+    return path
+
+
+def _accuracy(module: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    with torch.no_grad():
+        return float((module(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("torch_opt")
+    x, y = _digits()
+    torch.manual_seed(0)
+    model = DigitsCNN()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(4):
+        for i in range(0, 1400, 64):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(torch.from_numpy(x[i : i + 64])),
+                                              torch.from_numpy(y[i : i + 64])).backward()  # fmt: skip
+            opt.step()
+    model.eval()
+    torch.manual_seed(1)
+    return {"pt2": _save(model, out / "cnn.pt2"), "untrained": _save(DigitsCNN().eval(), out / "u.pt2"),
+            "module": model, "x": x, "y": y, "acc": _accuracy(model, x[1400:], y[1400:])}  # fmt: skip
+
+
+# --- int8 TFLite from a .pt2 -------------------------------------------------------------
+
+
+def test_int8_tflite_from_pt2_is_full_int8_and_tracks_pytorch(digits: dict, tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.optimize import optimize
+
+    res = optimize(digits["pt2"], "rpi4", out=tmp_path / "opt", quantize="int8",
+                   calib_data="digits", calib_samples=100, measure=False)  # fmt: skip
+    rep = res.report
+    assert rep["optimized"]["precision"] == "int8", rep["optimized"]
+    assert rep["accuracy_drop"] <= 1.0 and rep["meets_budget"], rep["accuracy_drop"]
+    it = Interpreter(str(res.model_path))
+    it.allocate_tensors()
+    (inp,), (out,) = it.get_input_details(), it.get_output_details()
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer, I/O included
+    kinds = {t["dtype"] for t in it.get_tensor_details()}
+    assert kinds <= {np.int8, np.int32}, kinds  # no float tensor left
+    # Independently of edgekit's parity: top-1 on held-out digits within 1 point of PyTorch.
+    x, y = digits["x"][1400:], digits["y"][1400:]
+    (scale, zp), (oscale, ozp) = inp["quantization"], out["quantization"]
+    pred = []
+    for i in range(len(x)):
+        q = np.clip(np.round(x[i : i + 1] / scale + zp), -128, 127).astype(np.int8)
+        it.set_tensor(inp["index"], q)
+        it.invoke()
+        pred.append(((it.get_tensor(out["index"]).astype(np.float32) - ozp) * oscale).argmax())
+    assert float(np.mean(np.array(pred) == y)) >= digits["acc"] - 0.01
+
+
+@pytest.mark.slow
+def test_pt2e_result_is_checked_against_pytorch(digits: dict, tmp_path: Path) -> None:
+    from edgekit.errors import VerificationError
+    from edgekit.model import load
+    from edgekit.optimize.quantize import Calibration
+    from edgekit.optimize.quantize.tflite_torch import check_against_torch, quantize
+
+    calib = Calibration(digits["x"][:64])
+    made = quantize(digits["pt2"], "int8", calib, None, (), tmp_path / "q.tflite")
+    check_against_torch(load(digits["pt2"]), made, calib)  # its own source: passes
+    with pytest.raises(VerificationError, match="does not track PyTorch"):
+        check_against_torch(load(digits["untrained"]), made, calib)  # another model: caught
+    assert not made.exists()  # and the file that failed is not left behind
+
+
+def test_precisions_pt2e_cannot_make_are_refused(digits: dict, tmp_path: Path) -> None:
+    from edgekit.errors import UnsupportedModelError
+    from edgekit.optimize.quantize import quantize
+
+    with pytest.raises(UnsupportedModelError, match="PT2E quantizer makes int8"):
+        quantize(digits["pt2"], "tflite", "int16x8", tmp_path / "q.tflite", digits["x"][:8])
+    assert not (tmp_path / "q.tflite").exists()
+
+
+# --- pruning -----------------------------------------------------------------------------
+
+
+def _prune(digits: dict, structured: bool, tmp_path: Path, epochs: int = 3) -> tuple:
+    from edgekit.optimize.passes import get_pass
+    from edgekit.optimize.prune_magnitude import FineTuneConfig
+
+    name = "prune_torch_structured" if structured else "prune_torch_magnitude"
+    x, y = digits["x"][:1400], digits["y"][:1400]
+    res = get_pass(name).run(digits["pt2"], FineTuneConfig(0.5, x, y, None, epochs),
+                             tmp_path / "pruned.pt2")  # fmt: skip
+    return res, torch.export.load(str(res.path)).module()
+
+
+def test_magnitude_pruning_reaches_sparsity_and_keeps_accuracy(
+    digits: dict, tmp_path: Path
+) -> None:
+    from edgekit.convert import convert
+
+    res, pruned = _prune(digits, False, tmp_path)
+    sd = dict(pruned.named_parameters())
+    for name in ("c1.weight", "c2.weight", "fc.weight"):
+        assert float((sd[name] == 0).float().mean()) == pytest.approx(0.5, abs=0.01), name
+    assert res.details["sparsity"] == pytest.approx(0.5, abs=0.01)
+    x, y = digits["x"][1400:], digits["y"][1400:]
+    assert _accuracy(pruned, x, y) >= digits["acc"] - 0.02  # fine-tuned back within budget
+    # the re-exported program keeps the dynamic batch and converts, verified against itself
+    conv = convert(res.path, "onnx", tmp_path / "pruned.onnx")
+    assert conv.parity.passed
+    assert digits["module"].c1.weight.abs().min() > 0  # the source is untouched
+
+
+def test_structured_pruning_zeroes_output_channels(digits: dict, tmp_path: Path) -> None:
+    res, pruned = _prune(digits, True, tmp_path, epochs=1)
+    sd = dict(pruned.named_parameters())
+    for conv in ("c1", "c2"):
+        w, b = sd[f"{conv}.weight"], sd[f"{conv}.bias"]
+        dead = (w.flatten(1) == 0).all(1)
+        assert int(dead.sum()) == w.shape[0] // 2, conv
+        assert bool((b[dead] == 0).all())  # a zeroed channel's bias goes too
+    assert float((sd["fc.weight"] == 0).float().mean()) < 0.01  # classifier outputs kept
+    assert pruned(torch.from_numpy(digits["x"][:3])).shape == (3, 10)
+
+
+@pytest.mark.slow
+def test_optimize_prunes_a_pt2_then_quantizes_it_for_onnx(digits: dict, tmp_path: Path) -> None:
+    from edgekit.optimize import optimize
+
+    res = optimize(digits["pt2"], "x86-avx2", out=tmp_path / "opt", prune=0.5, quantize="int8",
+                   calib_data="digits", finetune_epochs=2, measure=False)  # fmt: skip
+    rep = res.report
+    assert rep["pruning"]["method"] == "prune_torch_magnitude"
+    assert rep["pruning"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert rep["optimized"]["format"] == "onnx" and rep["accuracy_drop"] <= 1.5
+
+
+def test_pruning_refusals_are_one_sentence(digits: dict, tmp_path: Path) -> None:
+    from edgekit.errors import InputError, UnsupportedModelError
+    from edgekit.optimize.passes import get_pass
+    from edgekit.optimize.prune_magnitude import FineTuneConfig
+
+    with pytest.raises(InputError, match="needs labelled data"):
+        get_pass("prune_torch_magnitude").run(digits["pt2"], FineTuneConfig(0.5),
+                                              tmp_path / "p.pt2")  # fmt: skip
+    ts = tmp_path / "m.ts"
+    torch.jit.save(torch.jit.trace(digits["module"], torch.zeros(1, 1, 8, 8)), str(ts))
+    with pytest.raises(UnsupportedModelError, match="export the model to a .pt2"):
+        get_pass("prune_torch_magnitude").run(ts, FineTuneConfig(0.5, digits["x"][:8],
+                                              digits["y"][:8]), tmp_path / "p.pt2")  # fmt: skip
+    assert not (tmp_path / "p.pt2").exists()
+
+
+def test_torch_routes_come_from_the_pass_table() -> None:
+    from edgekit.optimize.passes import passes_for
+    from edgekit.optimize.pipeline import first_conversion, quantizable
+
+    assert quantizable("torch", "tflite") and first_conversion("torch", "tflite") is None
+    assert first_conversion("torch", "onnx") == "onnx"  # converted first, then quantized
+    assert first_conversion("torch", "onnx", prune=True) is None  # pruned as torch first
+    assert {p.name for p in passes_for("torch", "prune")} == {
+        "prune_torch_magnitude", "prune_torch_structured"
+    }  # fmt: skip
