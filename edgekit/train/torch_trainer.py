@@ -81,7 +81,10 @@ def _scores(module: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, floa
 
     with torch.no_grad():
         probs = np.concatenate(
-            [module(torch.from_numpy(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
+            [
+                module(torch.from_numpy(np.ascontiguousarray(x[i : i + 256], np.float32))).numpy()
+                for i in range(0, len(x), 256)
+            ]
         )
     p_true = probs[np.arange(len(y)), y].astype(np.float64)
     return (
@@ -97,7 +100,9 @@ def export_program(model: Any, example: np.ndarray) -> Any:
 
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     return torch.export.export(
-        model.eval(), (torch.from_numpy(example),), dynamic_shapes={"input": {0: batch}}
+        model.eval(),
+        (torch.from_numpy(np.ascontiguousarray(example, np.float32)),),
+        dynamic_shapes={"input": {0: batch}},
     )
 
 
