@@ -3,7 +3,9 @@
 1. Train the reference CNN recipe on scikit-learn's bundled digits (real data, no download).
 2. Optimize it for one CPU profile per format: x86-avx512 (OpenVINO IR int8),
    x86-avx2 (ONNX Runtime int8) and rpi4 (LiteRT int8; measured here on the host).
-3. Print the before/after table: size, accuracy, parity, median latency, speedup.
+3. The same for PyTorch: the recipe trained with `--framework torch` (a .pt2), optimized
+   for x86-avx512 and x86-avx2 with the same commands, verified against PyTorch.
+4. Print the before/after table: size, accuracy, parity, median latency, speedup.
 
 Run: make demo   (or .venv/bin/python samples/demo.py [--out build/demo] [--epochs N])
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 PROFILES = ("x86-avx512", "x86-avx2", "rpi4")
+TORCH_PROFILES = ("x86-avx512", "x86-avx2")  # torch -> OpenVINO IR and torch -> ONNX
 
 
 def _median(latency: Any) -> float | None:
@@ -48,27 +51,32 @@ def main() -> int:
     console = Console(width=None if sys.stdout.isatty() else 132)
     run = args.out / f"run-{__import__('time').strftime('%Y%m%d-%H%M%S')}"
     try:
-        console.rule("1. train the reference CNN on digits")
-        trained = train("cnn", "digits", run / "cnn", epochs=args.epochs, seed=0)
-        console.print(
-            f"test accuracy {trained.test_accuracy:.2%} after {trained.epochs_run} epochs "
-            f"in {trained.wall_time_s:.0f} s -> {trained.model_path}"
-        )
         rows = []
-        for profile in PROFILES:
-            console.rule(f"2. optimize for {profile}")
-            result = optimize(trained.model_path, profile, out=run / profile)
-            rows.append((profile, result.report))
-            console.print(f"-> {result.model_path}  (report: {result.markdown_path})")
+        # (framework, profiles, the step numbers of its training and of its optimizing)
+        stages = (("keras", PROFILES, "1", "2"), ("torch", TORCH_PROFILES, "3a", "3b"))
+        for framework, profiles, train_step, optimize_step in stages:
+            console.rule(f"{train_step}. train the reference CNN on digits ({framework})")
+            trained = train("cnn", "digits", run / f"cnn-{framework}", epochs=args.epochs,
+                            seed=0, framework=framework)  # fmt: skip
+            console.print(
+                f"test accuracy {trained.test_accuracy:.2%} after {trained.epochs_run} epochs "
+                f"in {trained.wall_time_s:.0f} s -> {trained.model_path}"
+            )
+            for profile in profiles:
+                console.rule(f"{optimize_step}. optimize for {profile} ({framework})")
+                result = optimize(trained.model_path, profile, out=run / f"{profile}-{framework}")
+                rows.append((profile, framework, result.report))
+                console.print(f"-> {result.model_path}  (report: {result.markdown_path})")
     except EdgekitError as exc:
         console.print(f"[red]edgekit: error:[/red] {exc}")
         return 2
 
-    table = Table(title="3. before -> after (baseline is the fp32 model in the profile's format)")
-    for col in ("profile", "format", "precision", "size", "accuracy", "top-1 agree",
+    table = Table(title="4. before -> after (baseline is the fp32 model in the profile's format)")
+    for col in ("profile", "source", "format", "precision", "size", "accuracy", "top-1 agree",
                 "median ms", "speedup"):  # fmt: skip
-        table.add_column(col, justify="right" if col not in ("profile", "format") else "left")
-    for profile, rep in rows:
+        left = col in ("profile", "source", "format")
+        table.add_column(col, justify="left" if left else "right")
+    for profile, framework, rep in rows:
         b, o, p = rep["baseline"], rep["optimized"], rep.get("parity") or {}
         bm, om = _median(b["latency_ms"]), _median(o["latency_ms"])
         acc = (f"{b['accuracy']:.2%} -> {o['accuracy']:.2%}"
@@ -76,6 +84,7 @@ def main() -> int:
         agree = p.get("top1_agreement")
         table.add_row(
             profile,
+            framework,
             o["format"],
             f"{b['precision']} -> {o['precision']}",
             f"{b['size_bytes'] / 1024:.0f} -> {o['size_bytes'] / 1024:.0f} KiB",

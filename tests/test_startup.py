@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("tensorflow", "onnxruntime", "openvino", "nncf", "tf2onnx", "keras", "onnx")
+HEAVY = ("tensorflow", "onnxruntime", "openvino", "nncf", "tf2onnx", "keras", "onnx", "torch")
 
 PROBE = """
 import sys
@@ -31,7 +31,9 @@ def test_import_edgekit_is_light():
     assert _loaded("import edgekit, edgekit.errors, edgekit.model") == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["--version"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["inspect", "--help"], ["train", "--help"], ["--version"]]
+)
 def test_help_is_light(argv):
     body = f"from edgekit.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
     assert _loaded(body) == ""

@@ -286,7 +286,7 @@ def test_help_loads_no_framework():
         "[CliRunner().invoke(cli, [c, '--help'], catch_exceptions=False) for c in "
         "('train', 'eval')]; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'matplotlib', "
-        "'onnxruntime', 'openvino') if m in sys.modules))"
+        "'onnxruntime', 'openvino', 'torch') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
@@ -295,11 +295,12 @@ def test_help_loads_no_framework():
 
 
 def test_cli_recipe_choices_match_registry():
-    from edgekit.cli.train_cmd import LR_SCHEDULE_NAMES, RECIPE_NAMES
-    from edgekit.train import LR_SCHEDULES, RECIPES
+    from edgekit.cli.train_cmd import FRAMEWORK_NAMES, LR_SCHEDULE_NAMES, RECIPE_NAMES
+    from edgekit.train import FRAMEWORKS, LR_SCHEDULES, RECIPES
 
     assert tuple(RECIPES) == RECIPE_NAMES
     assert LR_SCHEDULES == LR_SCHEDULE_NAMES
+    assert FRAMEWORKS == FRAMEWORK_NAMES
 
 
 @pytest.mark.slow

@@ -19,10 +19,18 @@ from edgekit.cli.params import (
 # `--help` and the choice check import no framework.
 RECIPE_NAMES = ("cnn", "lstm", "transformer")
 LR_SCHEDULE_NAMES = ("cosine", "constant", "plateau")
+FRAMEWORK_NAMES = ("keras", "torch")
 
 
 @click.command("train")
 @click.option("--recipe", required=True, type=click.Choice(RECIPE_NAMES), help="Model recipe.")
+@click.option(
+    "--framework",
+    type=click.Choice(FRAMEWORK_NAMES),
+    default="keras",
+    show_default=True,
+    help="Train with Keras (model.keras) or PyTorch (model.pt2, a torch.export program).",
+)
 @click.option(
     "--dataset",
     required=True,
@@ -73,6 +81,7 @@ LR_SCHEDULE_NAMES = ("cosine", "constant", "plateau")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of a table.")
 def train_command(
     recipe: str,
+    framework: str,
     dataset: str,
     out: str,
     epochs: int | None,
@@ -90,8 +99,10 @@ def train_command(
 ) -> None:
     """Train a recipe (cnn, lstm, transformer) on a dataset, reproducibly.
 
-    Writes model.keras, preprocess.json, history.json, metrics.json, curves.png,
-    confusion.png and predictions.png into OUT.
+    Writes model.keras (or model.pt2 with --framework torch), preprocess.json,
+    history.json, metrics.json, curves.png, confusion.png and predictions.png into
+    OUT. Both frameworks take the same input layout and give probabilities out, so
+    eval, optimize and deploy feed them the same data.
 
     Example: edgekit train --recipe cnn --dataset digits --out runs/cnn
     """
@@ -112,6 +123,7 @@ def train_command(
         augment=augment,
         val_split=val_split,
         seed=seed,
+        framework=framework,
     )
     if as_json:
         echo_json(result.metrics)
@@ -120,7 +132,7 @@ def train_command(
     from rich.table import Table
 
     m = result.metrics
-    table = Table(title=f"{recipe} on {m['dataset']}", show_header=False)
+    table = Table(title=f"{recipe} ({framework}) on {m['dataset']}", show_header=False)
     table.add_row(
         "test accuracy",
         f"{result.test_accuracy:.2%} ({m['test']['errors']} errors in {m['test']['samples']})",
