@@ -321,7 +321,7 @@ def compare_outputs(
     src = src_model if isinstance(src_model, Model) else load(src_model)
     dst = dst_model if isinstance(dst_model, Model) else load(dst_model)
     if feeds is None:
-        feeds = generate_inputs(src.signature, count=count, seed=seed, shapes=input_shapes)
+        feeds = generate_inputs(src, count=count, seed=seed, shapes=input_shapes)
     feeds = list(feeds)
     if precision is None:
         ps = {model_precision(src), model_precision(dst)}

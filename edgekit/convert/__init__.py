@@ -315,7 +315,7 @@ def _reference(
 
     if feeds is None:
         shapes = {k: v for k, v in opts.input_shapes.items()}
-        feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
+        feeds = generate_inputs(src, count=count, seed=0, shapes=shapes)
     try:
         return reference_outputs(src, feeds), None
     except EdgekitError as exc:

@@ -76,7 +76,7 @@ def first_divergence(
         raise InputError(f"{src.path}: finding the diverging node needs an ONNX source, "
                          f"not {src.format}")  # fmt: skip
     if feeds is None:
-        feeds = generate_inputs(src.signature, count=1, seed=0, shapes=input_shapes)
+        feeds = generate_inputs(src, count=1, seed=0, shapes=input_shapes)
     proto = onnx.load(str(src.path), load_external_data=False)
     order = node_outputs(proto)
     wanted = {o for _, _, o in order}
