@@ -218,22 +218,20 @@ def _inherit(dst: TensorSpec, src: TensorSpec) -> TensorSpec:
     return dst
 
 
-_NHWC_TO_NCHW = (0, 3, 1, 2)
-_NCHW_TO_NHWC = (0, 2, 3, 1)
 
 
 def fit_layout(arr: np.ndarray, shape: Sequence[Any] | None) -> np.ndarray:
-    """Transpose a 4-D array between NHWC and NCHW when only that makes it fit `shape`."""
+    """Move the channel axis (NC... <-> N...C, as onnx2tf does at every rank from 3) when
+    only that makes `arr` fit `shape`."""
     if shape is None or len(shape) != arr.ndim:
         return arr
 
     def fits(a: tuple[int, ...]) -> bool:
         return all(not isinstance(d, int) or d == s for d, s in zip(shape, a, strict=True))
 
-    if fits(arr.shape) or arr.ndim != 4:
+    if fits(arr.shape) or arr.ndim < 3:
         return arr
-    for perm in (_NHWC_TO_NCHW, _NCHW_TO_NHWC):
-        t = arr.transpose(perm)
+    for t in (np.moveaxis(arr, -1, 1), np.moveaxis(arr, 1, -1)):
         if fits(t.shape):
             return t
     return arr

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import UnsupportedModelError, first_line
 from edgekit.model import Model
 
 
@@ -28,13 +29,20 @@ def tflite_tensors(model: Model, feeds: Mapping[str, np.ndarray]) -> list[tuple[
     from edgekit.verify import fit_layout
 
     _, mod = _interpreter_module()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "for debugging purposes only": that is the point
-        interp = mod.Interpreter(model_path=str(model.path), experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
-    for detail, value in zip(interp.get_input_details(), feeds.values(), strict=False):
-        interp.set_tensor(detail["index"], fit_layout(np.asarray(value), list(detail["shape"])))
-    interp.invoke()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "for debugging purposes only": that is the point
+            interp = mod.Interpreter(model_path=str(model.path),
+                                     experimental_preserve_all_tensors=True)  # fmt: skip
+        interp.allocate_tensors()
+        for detail, value in zip(interp.get_input_details(), feeds.values(), strict=False):
+            arr = fit_layout(np.asarray(value), list(detail["shape"]))
+            interp.set_tensor(detail["index"], arr.astype(detail["dtype"]))
+        interp.invoke()
+    except (ValueError, RuntimeError) as exc:  # the interpreter's own errors
+        raise UnsupportedModelError(
+            f"{model.path}: LiteRT cannot run it with every tensor kept: {first_line(exc)}"
+        ) from None
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     out = []
     for op in interp._get_ops_details():  # noqa: SLF001 - the only listing of ops and outputs
