@@ -218,8 +218,6 @@ def _inherit(dst: TensorSpec, src: TensorSpec) -> TensorSpec:
     return dst
 
 
-
-
 def fit_layout(arr: np.ndarray, shape: Sequence[Any] | None) -> np.ndarray:
     """Move the channel axis (NC... <-> N...C, as onnx2tf does at every rank from 3) when
     only that makes `arr` fit `shape`."""
