@@ -235,6 +235,20 @@ def fit_layout(arr: np.ndarray, shape: Sequence[Any] | None) -> np.ndarray:
     return arr
 
 
+def _closest_layout(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """`out` fitted to `ref`'s shape; where both layouts fit (a channels-last (2, 3, 3) is also
+    a channels-first one), the one nearer `ref`: the converter's layout is not recorded."""
+    b = fit_layout(out, ref.shape)
+    if b.ndim < 3 or b.shape != ref.shape or b.shape[1] != b.shape[-1] or b.dtype.kind != "f":
+        return b
+    moved = np.moveaxis(b, -1, 1)
+    if moved.shape != ref.shape:
+        return b
+    dist = [float(np.nanmax(np.abs(x.astype(np.float64) - ref))) if ref.size else 0.0
+            for x in (b, moved)]  # fmt: skip
+    return moved if dist[1] < dist[0] else b
+
+
 def _norm(name: str) -> str:
     name = name.split(":")[0]
     for prefix in ("serving_default_",):
@@ -382,7 +396,7 @@ def _measure(
         a_k, b_k = [], []
         for ref, out in zip(reference, got, strict=True):
             a = real_values(np.asarray(ref[k]), sspec)
-            b = real_values(fit_layout(np.asarray(out[k]), a.shape), dspec)
+            b = real_values(_closest_layout(np.asarray(out[k]), a), dspec)
             if b.shape != a.shape and b.size == a.size:
                 b = b.reshape(a.shape)
             if b.shape != a.shape:
