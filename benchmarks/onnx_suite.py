@@ -17,12 +17,19 @@ expected one), wrong (converted, but an output differs, does not run, or has ano
 shape), failed (no IR: edgekit refused, or the frontend raised). The suite's own data
 is the judge here, never edgekit's reference: that is what makes "wrong" honest.
 
-Models run in this process one after another; progress is appended to ``--json``'s
-``.partial`` file so that a crash (a segfault in a framework) resumes with the next
-model and the one in flight counted as failed (crash).
+With ``--to tflite`` the target is TFLite instead, each model converted by
+``edgekit.convert.convert(model, "tflite", out)`` ("edgekit", onnx2tf in its tool
+environment, verified) and by ``onnx2tf -i model.onnx -o out -n`` alone ("onnx2tf"), the
+.tflite run on the suite's inputs through edgekit's TFLite session (inputs and outputs
+moved between channels-first and channels-last where only that fits, as onnx2tf
+transposes them). Each of those jobs runs in a child process under ``--timeout``.
+
+Models run one after another (OpenVINO: in this process); progress is appended to
+``--json``'s ``.partial`` file so that a crash (a segfault in a framework) or a stop
+resumes with the next row and the one in flight counted as failed (crash).
 
 Usage: python benchmarks/onnx_suite.py [--json benchmarks/results/onnx_suite.json]
-       [--only NAME ...] [--tools edgekit,raw]
+       [--only NAME ...] [--tools edgekit,raw] [--to tflite --tools edgekit,onnx2tf]
 """
 
 from __future__ import annotations
@@ -168,6 +175,94 @@ def run_edgekit_own_inputs(d: Path, work: Path, rtol: float, atol: float) -> dic
 TOOLS = {"edgekit": run_edgekit, "edgekit-feeds": run_edgekit_own_inputs, "raw": run_raw}
 
 
+def _fit(arr: np.ndarray, shape: tuple | list | None) -> np.ndarray:
+    """`arr` as is, or with its channel axis moved (onnx2tf's NC... <-> N...C), to fit `shape`."""
+    if shape is None or len(shape) != arr.ndim or arr.ndim < 3:
+        return arr
+    for a in (arr, np.moveaxis(arr, 1, -1), np.moveaxis(arr, -1, 1)):
+        if all(
+            not isinstance(d, int) or d < 0 or d == n for d, n in zip(shape, a.shape, strict=True)
+        ):
+            return a
+    return arr
+
+
+def _judge_tflite(d: Path, tflite: Path, rtol: float, atol: float) -> dict[str, Any]:
+    """Run a .tflite made from suite model `d` on the suite's inputs, against its outputs."""
+    from edgekit.model import load
+    from edgekit.runtimes import open_session
+    from edgekit.verify import match_inputs
+
+    inputs, want = load_case(d)
+    try:
+        src = load(d / "model.onnx")
+        with open_session(load(tflite)) as sess:
+            order = match_inputs(src.signature, sess.signature)
+            feeds = {t.name: _fit(inputs[j], t.shape)
+                     for t, j in zip(sess.signature.inputs, order, strict=True)}  # fmt: skip
+            got = list(sess.run(feeds).values())
+    except Exception as exc:
+        return {"outcome": "wrong", "why": f"does not run: {_line(exc)}"}
+    # A channels-last output of a square shape fits as it is too: either layout may match.
+    as_is = judge(got, want, rtol, atol)
+    moved = [np.moveaxis(np.asarray(g), -1, 1) if np.ndim(g) >= 3 else g for g in got]
+    why = as_is and judge([_fit(np.asarray(g), w.shape) for g, w in zip(got, want, strict=False)],
+                          want, rtol, atol) and judge(moved, want, rtol, atol)  # fmt: skip
+    return {"outcome": "wrong" if why else "correct", "why": why}
+
+
+def run_edgekit_tflite(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
+    """edgekit.convert.convert to tflite (verified), judged on the suite's data."""
+    from edgekit.convert import convert
+    from edgekit.errors import EdgekitError
+
+    try:
+        res = convert(d / "model.onnx", "tflite", work / "ek.tflite")
+    except EdgekitError as exc:
+        return {"outcome": "failed", "why": str(exc)[:400]}
+    info = res.to_dict()
+    return {**_judge_tflite(d, res.model.path, rtol, atol), "path": info["path"],
+            "reference": info.get("reference")}  # fmt: skip
+
+
+def run_onnx2tf(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
+    """onnx2tf alone in edgekit's tool environment: `onnx2tf -i model.onnx -o out -n`."""
+    from edgekit.tools import run_tool
+
+    # onnx2tf fetches this sample file from GitHub for 3-channel inputs; no network here.
+    np.save(work / "calibration_image_sample_data_20x128x128x3_float32.npy",
+            np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))  # fmt: skip
+    proc = run_tool("onnx2tf", ["-i", str(d / "model.onnx"), "-o", str(work / "out"), "-n"],
+                    cwd=work)  # fmt: skip
+    made = sorted((work / "out").glob("*_float32.tflite"))
+    if not made:
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "rror" in ln] or lines or ["no .tflite written"]
+        return {"outcome": "failed", "why": errors[-1].strip()[:300]}
+    return _judge_tflite(d, made[0], rtol, atol)
+
+
+TFLITE_TOOLS = {"edgekit": run_edgekit_tflite, "onnx2tf": run_onnx2tf}
+
+
+def _child(tool: str, d: Path, rtol: float, atol: float, timeout: float) -> dict[str, Any]:
+    """One TFLite job in a child process (a hung or crashing converter stops only its row)."""
+    with tempfile.TemporaryDirectory(prefix="onnx-suite-") as tmp:
+        cmd = [sys.executable, __file__, "--job", tool, str(d), tmp, "--rtol", str(rtol),
+               "--atol", str(atol)]  # fmt: skip
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return {"outcome": "failed", "why": f"timeout: over {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
+        return {"outcome": "failed", "why": f"crashed (exit {proc.returncode}): {tail}"}
+    return json.loads(lines[-1])
+
+
 def _line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return (lines[-1] if lines else type(exc).__name__)[:300]
@@ -192,11 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/onnx_suite.json"))
     ap.add_argument("--only", nargs="*", default=None, help="model folder names to run")
-    ap.add_argument("--tools", default="edgekit,raw")
+    ap.add_argument("--tools", default=None, help="default: edgekit,raw (tflite: edgekit,onnx2tf)")
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--atol", type=float, default=1e-5)
+    ap.add_argument("--to", choices=("openvino", "tflite"), default="openvino")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per TFLite job")
+    ap.add_argument("--job", nargs=3, metavar=("TOOL", "MODEL_DIR", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    tools = args.tools.split(",")
+    if args.job:  # one TFLite job, in the child process `_child` started
+        tool, d, work = args.job
+        print(json.dumps(TFLITE_TOOLS[tool](Path(d), Path(work), args.rtol, args.atol),
+                         default=str))  # fmt: skip
+        return 0
+    tools = (args.tools or ("edgekit,onnx2tf" if args.to == "tflite" else "edgekit,raw")).split(",")
     models = suite_models()
     if args.only:
         models = [d for d in models if d.name in set(args.only)]
@@ -229,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
                     work = Path(tempfile.mkdtemp(prefix="onnx-suite-"))
                     t0 = time.perf_counter()
                     try:
-                        rec = {"model": name, "tool": tool,
-                               **TOOLS[tool](d, work, args.rtol, args.atol)}  # fmt: skip
+                        if args.to == "tflite":
+                            got = _child(tool, d, args.rtol, args.atol, args.timeout)
+                        else:
+                            got = TOOLS[tool](d, work, args.rtol, args.atol)
+                        rec = {"model": name, "tool": tool, **got}
                     finally:
                         shutil.rmtree(work, ignore_errors=True)
                     rec["seconds"] = round(time.perf_counter() - t0, 2)
@@ -244,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {t: dict(Counter(r["outcome"] for r in results if r["tool"] == t)) for t in tools}
     for t in tools:
         summary[t] = {o: summary[t].get(o, 0) for o in OUTCOMES}
-    out = {"schema_version": 1, "rtol": args.rtol, "atol": args.atol, "models": len(models),
+    out = {"schema_version": 1, "to": args.to, "rtol": args.rtol, "atol": args.atol, "models": len(models),
            "environment": _environment(), "summary": summary, "results": results}  # fmt: skip
     tmp = args.json.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1, default=str))

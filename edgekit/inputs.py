@@ -1,7 +1,9 @@
 """Generated inputs for any signature: right dtype, quantized ranges respected.
 
 Used wherever edgekit needs inputs it was not given: benchmarks, parity checks
-after a conversion, and the one-shot run of `inspect`.
+after a conversion, and the one-shot run of `inspect`. Given a Model rather than a
+Signature, inputs its graph reads as indices or shapes get values valid there
+(`Model.input_rules`): a Gather index within its table, an Expand shape that broadcasts.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.model import MAX_TENSOR_ELEMENTS, Signature, TensorSpec
+from edgekit.model import MAX_TENSOR_ELEMENTS, InputRule, Model, Signature, TensorSpec
 
 
 def concrete_shape(
@@ -51,8 +53,14 @@ def concrete_shape(
     return shape
 
 
-def _sample(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def _sample(
+    spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator, rule: InputRule | None
+) -> np.ndarray:
     dtype = np.dtype(spec.dtype)
+    if rule is not None and rule.value is not None and len(rule.value) == int(np.prod(shape)):
+        return np.asarray(rule.value).reshape(shape).astype(dtype)
+    if rule is not None and rule.low is not None and rule.high is not None:
+        return rng.integers(rule.low, rule.high, size=shape, endpoint=True).astype(dtype)
     if dtype.kind == "f":
         return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
     if dtype.kind == "b":
@@ -68,14 +76,20 @@ def _sample(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) 
 
 
 def generate_inputs(
-    signature: Signature,
+    signature: Signature | Model,
     *,
     count: int = 1,
     seed: int = 0,
     batch: int = 1,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """`count` seeded feed dicts for `signature`, each a distinct sample."""
+    """`count` seeded feed dicts for `signature`, each a distinct sample.
+
+    A Model instead of a Signature also keeps index and shape inputs valid for its graph.
+    """
+    model = signature if isinstance(signature, Model) else None
+    if model is not None:
+        signature = model.signature
     rng = np.random.default_rng(seed)
     shapes = shapes or {}
     unknown = set(shapes) - {t.name for t in signature.inputs}
@@ -85,8 +99,10 @@ def generate_inputs(
             f"({[t.name for t in signature.inputs]})"
         )
     fixed = {t.name: concrete_shape(t, batch, shapes.get(t.name)) for t in signature.inputs}
+    rules = model.input_rules(fixed) if model is not None else {}
     return [
-        {t.name: _sample(t, fixed[t.name], rng) for t in signature.inputs} for _ in range(count)
+        {t.name: _sample(t, fixed[t.name], rng, rules.get(t.name)) for t in signature.inputs}
+        for _ in range(count)
     ]
 
 

@@ -18,7 +18,7 @@ def try_runtime(model: Model, runtime: str, threads: int = 1) -> dict[str, Any]:
         rt = get_runtime(runtime)
         rt.require()
         rt.check_format(model)
-        feeds = generate_inputs(model.signature)[0]
+        feeds = generate_inputs(model)[0]
         with rt.open(model, threads=threads) as session:
             outputs = session.run(feeds)
         return {

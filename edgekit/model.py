@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.formats import detect_format, reader_for
-from edgekit.signature import Dim, Quantization, Signature, TensorSpec
+from edgekit.signature import Dim, InputRule, Quantization, Signature, TensorSpec
 from edgekit.vocab import FORMAT_NAMES, Format
 
 # Re-exported: the vocabulary and the signature types lived here before vocab.py and
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_TENSOR_ELEMENTS",
     "Dim",
     "Format",
+    "InputRule",
     "Model",
     "Quantization",
     "Signature",
@@ -54,6 +55,10 @@ class Model:
     @property
     def signature(self) -> Signature:
         return self._info.signature
+
+    def input_rules(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, InputRule]:
+        """Values the inputs must take to run, read from the graph (`FormatReader.input_rules`)."""
+        return reader_for(self.format).input_rules(self, shapes)
 
     @property
     def op_histogram(self) -> dict[str, int]:

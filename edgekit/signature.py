@@ -9,9 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Dim", "Quantization", "Signature", "TensorSpec"]
+__all__ = ["Dim", "InputRule", "Quantization", "Signature", "TensorSpec"]
 
 Dim = int | str | None  # int: static; str: a named symbol; None: unknown/dynamic
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """The values one input must take for its model to run, as its graph says.
+
+    Indices index a dimension (`low`..`high`, inclusive); a shape input must be a shape
+    its op accepts (`value`). `reason` names the op that imposes it, for messages.
+    """
+
+    low: int | None = None
+    high: int | None = None
+    value: tuple[int, ...] | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

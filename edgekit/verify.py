@@ -225,25 +225,35 @@ def _inherit(dst: TensorSpec, src: TensorSpec) -> TensorSpec:
     return dst
 
 
-_NHWC_TO_NCHW = (0, 3, 1, 2)
-_NCHW_TO_NHWC = (0, 2, 3, 1)
-
-
 def fit_layout(arr: np.ndarray, shape: Sequence[Any] | None) -> np.ndarray:
-    """Transpose a 4-D array between NHWC and NCHW when only that makes it fit `shape`."""
+    """Move the channel axis (NC... <-> N...C, as onnx2tf does at every rank from 3) when
+    only that makes `arr` fit `shape`."""
     if shape is None or len(shape) != arr.ndim:
         return arr
 
     def fits(a: tuple[int, ...]) -> bool:
         return all(not isinstance(d, int) or d == s for d, s in zip(shape, a, strict=True))
 
-    if fits(arr.shape) or arr.ndim != 4:
+    if fits(arr.shape) or arr.ndim < 3:
         return arr
-    for perm in (_NHWC_TO_NCHW, _NCHW_TO_NHWC):
-        t = arr.transpose(perm)
+    for t in (np.moveaxis(arr, -1, 1), np.moveaxis(arr, 1, -1)):
         if fits(t.shape):
             return t
     return arr
+
+
+def _closest_layout(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """`out` fitted to `ref`'s shape; where both layouts fit (a channels-last (2, 3, 3) is also
+    a channels-first one), the one nearer `ref`: the converter's layout is not recorded."""
+    b = fit_layout(out, ref.shape)
+    if b.ndim < 3 or b.shape != ref.shape or b.shape[1] != b.shape[-1] or b.dtype.kind != "f":
+        return b
+    moved = np.moveaxis(b, -1, 1)
+    if moved.shape != ref.shape:
+        return b
+    dist = [float(np.nanmax(np.abs(x.astype(np.float64) - ref))) if ref.size else 0.0
+            for x in (b, moved)]  # fmt: skip
+    return moved if dist[1] < dist[0] else b
 
 
 def _norm(name: str) -> str:
@@ -330,7 +340,7 @@ def compare_outputs(
     src = src_model if isinstance(src_model, Model) else load(src_model)
     dst = dst_model if isinstance(dst_model, Model) else load(dst_model)
     if feeds is None:
-        feeds = generate_inputs(src.signature, count=count, seed=seed, shapes=input_shapes)
+        feeds = generate_inputs(src, count=count, seed=seed, shapes=input_shapes)
     feeds = list(feeds)
     if precision is None:
         ps = {model_precision(src), model_precision(dst)}
@@ -395,7 +405,7 @@ def _measure(
         a_k, b_k = [], []
         for ref, out in zip(reference, got, strict=True):
             a = real_values(np.asarray(ref[k]), sspec)
-            b = real_values(fit_layout(np.asarray(out[k]), a.shape), dspec)
+            b = real_values(_closest_layout(np.asarray(out[k]), a), dspec)
             if b.shape != a.shape and b.size == a.size:
                 b = b.reshape(a.shape)
             if b.shape != a.shape:

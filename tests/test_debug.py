@@ -200,5 +200,36 @@ def test_a_wrong_conversion_names_the_node_where_it_diverges(tmp_path: Path) -> 
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     r = run_cli("convert", str(path), "--to", "openvino", "--out", str(tmp_path / "d.xml"))
     assert_user_error(r, "fp64 tolerance", "first node that diverges is 'relu64' (Relu)",
+                      "target computes float32", "samples of your data",
                       "edgekit debug reduce double.onnx --to openvino")  # fmt: skip
     assert not (tmp_path / "d.xml").exists()
+
+
+def test_a_planted_error_in_a_tflite_result_is_named(tmp_path: Path, onnx2tf_env) -> None:
+    """One weight of the second MatMul edited in onnx2tf's flatbuffer: onnx2tf keeps no ONNX
+    names (it fuses MatMul + Add + Clip), so tensors map by value, and 'mm2' is blamed."""
+    from onnx import numpy_helper
+
+    from edgekit.convert import convert
+    from edgekit.debug import first_divergence
+
+    src = _mlp(tmp_path / "m.onnx")
+    res = convert(src, "tflite", tmp_path / "m.tflite")
+    assert first_divergence(src, res.model) is None  # the faithful result has no culprit
+    import onnx
+
+    w2 = next(numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer
+              if t.name == "W2")  # fmt: skip
+    data = bytearray(res.model.path.read_bytes())
+    for layout in (w2, w2.T):
+        at = data.find(np.ascontiguousarray(layout).tobytes())
+        if at >= 0:
+            break
+    assert at >= 0, "W2 is not stored as one buffer in the flatbuffer"
+    first = np.frombuffer(bytes(data[at : at + 4]), np.float32)[0]
+    data[at : at + 4] = np.float32(first + 3.0).tobytes()
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(bytes(data))
+    found = first_divergence(src, broken)
+    assert found is not None and (found.node, found.op) == ("mm2", "MatMul"), found
+    assert found.max_abs_error > found.bound and "mm2" in found.sentence()

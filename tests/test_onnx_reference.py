@@ -158,7 +158,8 @@ def test_no_reference_is_said_and_never_verified(tmp_path: Path) -> None:
 
 
 def test_own_feeds_verify_what_generated_inputs_cannot(tmp_path: Path) -> None:
-    """Gather indices drawn from the signature fall outside the table; the user's do not."""
+    """Indices computed before a Gather (idx - 5) are beyond what edgekit reads from the graph:
+    generated ones fall outside the table; the user's do not."""
     pytest.importorskip("openvino")
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -167,10 +168,12 @@ def test_own_feeds_verify_what_generated_inputs_cannot(tmp_path: Path) -> None:
     from edgekit.errors import VerificationError
 
     table = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "T")
-    node = helper.make_node("Gather", ["T", "idx"], ["y"], name="lookup")
+    five = numpy_helper.from_array(np.array(5, np.int64), "five")
+    nodes = [helper.make_node("Sub", ["idx", "five"], ["i"], name="shift"),
+             helper.make_node("Gather", ["T", "i"], ["y"], name="lookup")]  # fmt: skip
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("idx", TensorProto.INT64, [5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 4])], [table],
+        nodes, "g", [helper.make_tensor_value_info("idx", TensorProto.INT64, [5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 4])], [table, five],
     )  # fmt: skip
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = tmp_path / "lookup.onnx"
@@ -178,6 +181,35 @@ def test_own_feeds_verify_what_generated_inputs_cannot(tmp_path: Path) -> None:
     with pytest.raises(VerificationError, match="cannot be verified"):
         convert(path, "openvino", tmp_path / "a.xml")
     assert not (tmp_path / "a.xml").exists()
-    feeds = [{"idx": np.array([0, 2, 1, 1, 0], np.int64)}]
+    feeds = [{"idx": np.array([5, 7, 6, 6, 5], np.int64)}]
     res = convert(path, "openvino", tmp_path / "b.xml", feeds=feeds)
     assert res.verified and res.reference == "onnxruntime"
+
+
+def test_float64_source_on_a_float32_target_is_compared_at_float32_on_the_users_data(
+    tmp_path: Path,
+) -> None:
+    """OpenVINO's CPU runs a float64 IR in float32 (its runtime model says so): on the user's
+    samples that is compared at float32 tolerance and said. (On generated inputs it is refused
+    at float64's bound: tests/test_debug.py::test_a_wrong_conversion_names_the_node_where_it_diverges.)"""
+    pytest.importorskip("openvino")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.convert import convert
+    from edgekit.convert.reference import FP64_AS_FP32, computes_float32
+    from edgekit.model import load
+
+    c = numpy_helper.from_array(np.array([1.1, 2.2, 3.3], np.float64), "C")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "C"], ["y"], name="mul64")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [2, 3])], [c],
+    )  # fmt: skip
+    path = tmp_path / "double.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    feeds = [{"x": np.linspace(-3.7, 5.3, 6).reshape(2, 3)}]
+    res = convert(path, "openvino", tmp_path / "b.xml", feeds=feeds)
+    assert res.verified and FP64_AS_FP32 in res.warnings
+    assert res.parity.precision == "fp32" and res.parity.max_abs_error > 1e-9  # really f32
+    assert computes_float32(res.model) and not computes_float32(load(path))

@@ -8,19 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.conftest import assert_user_error, run_cli
-
-
-@pytest.fixture(scope="module")
-def onnx2tf_env() -> None:
-    """The real onnx2tf environment, made once per CI run by `edgekit tools install`
-    (cached in the tools folder after that); skips only where pip cannot reach a registry."""
-    res = run_cli("tools", "install", "onnx2tf", timeout=1500)
-    if res.returncode == 2 and "cannot reach the package registry" in res.stderr:
-        pytest.skip(f"no package registry to create the onnx2tf environment: {res.stderr.strip()}")
-    assert res.returncode == 0, res.stderr
 
 
 def _save(graph, path: Path, opset: int = 13) -> Path:

@@ -140,3 +140,18 @@ def test_repaired_copy_runs_and_the_original_is_untouched(
     assert next(iter(out.values())).shape == (1, 2)
     assert src.path.read_bytes() == before
     assert repaired_tflite(load(shared_models / "hello_world_float.tflite"), tmp_path) is None
+
+
+def test_a_square_channels_last_output_is_read_in_the_nearer_layout() -> None:
+    """(2, 3, 3) fits NCW and NWC alike: the layout nearer the source is compared, so a
+    converter's channels-last output is not refused as wrong, and a wrong one still is."""
+    import numpy as np
+
+    from edgekit.verify import _closest_layout
+
+    ref = np.arange(18, dtype=np.float32).reshape(2, 3, 3)
+    nwc = np.ascontiguousarray(np.moveaxis(ref, 1, -1))
+    assert np.array_equal(_closest_layout(nwc, ref), ref)
+    assert np.array_equal(_closest_layout(ref.copy(), ref), ref)
+    wrong = nwc + 1.0
+    assert float(np.abs(_closest_layout(wrong, ref) - ref).max()) == 1.0

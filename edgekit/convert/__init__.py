@@ -234,7 +234,7 @@ def convert(
                         Attempt(formats, tools, False, _strip(str(exc), src), "convert")
                     )
                     continue
-                parity = None
+                parity, note = None, None
                 if verify:
                     if reference is None and ref_error is None:
                         reference, ref_error = _reference(src, opts, count, feeds)
@@ -245,13 +245,18 @@ def convert(
                             f"itself does not run here ({ref_error}), so the result cannot be "
                             "verified; pass --no-verify to keep it unverified"
                         )
-                    parity = _check(src, result, reference, opts, tolerance)
+                    parity, note = _check(src, result, reference, opts, tolerance,
+                                          given=feeds is not None)  # fmt: skip
                     if not parity.passed:
                         why = f"converted, but {parity.reason}"
+                        if note:
+                            why += f" ({note})"
                         why += _divergence(src, result, reference, tools[-1], parity)
                         attempts.append(Attempt(formats, tools, False, why, "verify"))
                         continue
                 attempts.append(Attempt(formats, tools, True))
+                if note:
+                    notes.append(note)
                 _place(result.path, to, dest)
                 final = load(dest, trust_model=trust_model)
                 for a, b in zip(src.signature.inputs, final.signature.inputs, strict=False):
@@ -315,7 +320,7 @@ def _reference(
 
     if feeds is None:
         shapes = {k: v for k, v in opts.input_shapes.items()}
-        feeds = generate_inputs(src.signature, count=count, seed=0, shapes=shapes)
+        feeds = generate_inputs(src, count=count, seed=0, shapes=shapes)
     try:
         return reference_outputs(src, feeds), None
     except EdgekitError as exc:
@@ -334,26 +339,49 @@ def _divergence(src: Model, result: Model, reference: Any, tool: str, parity: An
     return "" if found is None else f" ({tool}: {found.sentence()})"
 
 
-def _check(src: Model, result: Model, reference: Any, opts: EdgeOptions, tolerance: float | None):
-    from edgekit.convert.reference import check_precision
+def _check(
+    src: Model,
+    result: Model,
+    reference: Any,
+    opts: EdgeOptions,
+    tolerance: float | None,
+    given: bool = False,
+) -> tuple[Any, str | None]:
+    """The result's Parity against the reference, and a note on how it was compared.
+
+    A float64 source whose target computes float32 is compared at float32 tolerance on
+    the user's own samples (`given`): their values say whether float32 holds them. On
+    generated inputs it stays at float64's bound, since values beyond float32's range
+    (which small generated inputs never reach) would overflow unseen.
+    """
+    from edgekit.convert.reference import FP64_AS_FP32, check_precision, computes_float32
     from edgekit.verify import compare_outputs, model_precision
 
     feeds, outs = reference.feeds, reference.outputs
     precision = "int8" if model_precision(src) == "int8" else opts.precision
-    precision, tolerance = check_precision(src, precision, tolerance)
+    checked, atol = check_precision(src, precision, tolerance)
+    note = None
+    if checked == "fp64" and computes_float32(result):
+        if given:
+            note, checked, atol = FP64_AS_FP32, precision, tolerance
+        else:
+            note = ("source is float64 and the target computes float32: on generated inputs it "
+                    "is held to float64's bound, since only real data says whether its values "
+                    "stay within float32's range; verify on samples of your data (feeds=) to "
+                    "compare at float32 tolerance, or pass --tolerance to accept the error")  # fmt: skip
     try:
         try:
-            return compare_outputs(src, result, feeds, reference=outs, precision=precision,
-                                   tolerance=tolerance)  # fmt: skip
+            return compare_outputs(src, result, feeds, reference=outs, precision=checked,
+                                   tolerance=atol), note  # fmt: skip
         except EdgekitError:
             if str(result.format) != "onnx":
                 raise
             # An ONNX result at an opset ONNX Runtime dropped runs on the specification's own.
-            return compare_outputs(src, result, feeds, reference=outs, precision=precision,
-                                   tolerance=tolerance, dst_runtime="onnx-reference")  # fmt: skip
+            return compare_outputs(src, result, feeds, reference=outs, precision=checked,
+                                   tolerance=atol, dst_runtime="onnx-reference"), note  # fmt: skip
     except EdgekitError as exc:
         from edgekit.verify import Parity, tolerance_for
 
         return Parity(float("inf"), float("inf"), 0.0, None, len(feeds), False,
-                      tolerance_for(precision, tolerance), precision,
-                      f"the result does not run: {_strip(str(exc), result)}")  # fmt: skip
+                      tolerance_for(checked, atol), checked,
+                      f"the result does not run: {_strip(str(exc), result)}"), note  # fmt: skip

@@ -98,6 +98,32 @@ def check_precision(
     return precision, tolerance
 
 
+# What a float64 source's result is compared at when the target computes in float32.
+FP64_AS_FP32 = "source is float64; target computes float32; compared at float32 tolerance"
+
+
+def computes_float32(result: Model) -> bool:
+    """Whether `result`'s runtime computes a float64 graph in float32.
+
+    OpenVINO's IR keeps f64, but its CPU plugin inserts Converts to f32 and runs every
+    layer there: its compiled runtime model says so, layer by layer. A model of another
+    format computes in float64 where its outputs are float64.
+    """
+    if str(result.format) != "openvino":
+        return not any(t.dtype == "float64" for t in result.signature.outputs)
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        compiled = core.compile_model(str(result.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    except Exception:  # noqa: BLE001 - it does not compile: verification will say so
+        return False
+    layers = [op.get_rt_info() for op in compiled.get_runtime_model().get_ordered_ops()]
+    compute = [ri["runtimePrecision"].astype(str) for ri in layers
+               if ri["layerType"].astype(str) not in ("Input", "Output", "Convert")]  # fmt: skip
+    return bool(compute) and "f64" not in compute
+
+
 def opset_of(model: Model) -> int | None:
     """The default-domain opset an ONNX model imports, or None."""
     import onnx

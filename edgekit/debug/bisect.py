@@ -147,7 +147,7 @@ def reduce(
     dest = Path(out)
     if dest.suffix.lower() != ".onnx":
         dest = Path(f"{dest}.onnx")
-    feeds = generate_inputs(src.signature, count=1, seed=0, shapes=input_shapes)[0]
+    feeds = generate_inputs(src, count=1, seed=0, shapes=input_shapes)[0]
     values = {**feeds, **onnx_values(src, feeds)}
     with tempfile.TemporaryDirectory(prefix="edgekit-reduce-") as tmp:
         cutter = _Cutter(src, to, Path(tmp), values, tolerance)

@@ -27,11 +27,13 @@ class Divergence:
     cosine: float
     index: int  # position of the node in the source's topological order
     compared: int  # values compared up to and including this one
+    target_op: str = ""  # the result's op whose output stands for it, where names are not kept
 
     def sentence(self) -> str:
+        where = f" (closest in the result: a {self.target_op} output)" if self.target_op else ""
         return (f"the first node that diverges is '{self.node}' ({self.op}), whose output "
                 f"'{self.output}' differs by up to {self.max_abs_error:.3g} (bound "
-                f"{self.bound:.3g}, cosine {self.cosine:.6f})")  # fmt: skip
+                f"{self.bound:.3g}, cosine {self.cosine:.6f}){where}")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,11 +78,17 @@ def first_divergence(
         raise InputError(f"{src.path}: finding the diverging node needs an ONNX source, "
                          f"not {src.format}")  # fmt: skip
     if feeds is None:
-        feeds = generate_inputs(src.signature, count=1, seed=0, shapes=input_shapes)
+        feeds = generate_inputs(src, count=1, seed=0, shapes=input_shapes)
     proto = onnx.load(str(src.path), load_external_data=False)
     order = node_outputs(proto)
     wanted = {o for _, _, o in order}
     tol = tolerance_for(precision, tolerance)
+
+    def bound_of(a: np.ndarray) -> float:
+        return (tol.atol or np.inf) * max(1.0, float(np.abs(a).max()) if a.size else 0.0)
+
+    if str(dst.format) == "tflite":
+        return _tflite_divergence(src, dst, feeds[0], proto, order, bound_of)
     pairs = []
     for f in feeds:
         pairs.append((onnx_values(src, f), values_of(dst, _result_feeds(dst, f), wanted)))
@@ -101,12 +109,32 @@ def first_divergence(
             compared += 1
             a, b = np.concatenate(a_parts), np.concatenate(b_parts)
             err = float(np.max(np.abs(a - b))) if a.size else 0.0
-            bound = (tol.atol or np.inf) * max(1.0, float(np.abs(a).max()) if a.size else 0.0)
+            bound = bound_of(a)
             cos = _cosine(a, b)
             nan = bool(np.isnan(b).sum() > np.isnan(a).sum())
             if nan or err > bound or cos < tol.min_cosine:
                 return Divergence(node, op, name, err, bound, cos, index, compared)
     return None
+
+
+def _tflite_divergence(
+    src: Model, dst: Model, feed: Mapping[str, np.ndarray], proto: Any, order: list, bound_of: Any
+) -> Divergence | None:
+    """`first_divergence` for a TFLite result (`edgekit.debug.tflite`), on one sample."""
+    from edgekit.debug.marks import onnx_values
+    from edgekit.debug.tflite import blame, tflite_tensors
+
+    ref = onnx_values(src, feed)
+    tensors = tflite_tensors(dst, _result_feeds(dst, feed))
+    found = blame(order, ref, tensors, bound_of, proto)
+    if found is None:
+        return None
+    index, err, tflite_op, got = found
+    node, op, name = order[index]
+    a = np.asarray(ref[name], np.float64).ravel()
+    cos = _cosine(a, np.asarray(got, np.float64).ravel())
+    return Divergence(node, op, name, err, bound_of(np.asarray(ref[name])), cos, index,
+                      index + 1, tflite_op)  # fmt: skip
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -240,7 +240,7 @@ def run_bundle(
         # Inputs in the source's NCHW layout are fed NHWC to a model that takes that (onnx2tf).
         feeds = dict(zip(feeds, to_model_layout(b.manifest, list(feeds.values())), strict=True))
     else:
-        feeds = generate_inputs(model.signature)[0]
+        feeds = generate_inputs(model)[0]
     with open_session(model, b.runtime, device=dev, provider=provider, threads=b.threads) as s:
         outs = s.run(feeds)
         used = s.provider or s.device

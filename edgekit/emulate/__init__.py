@@ -158,7 +158,7 @@ def verify_emulated(
     requirements = _requirements(b.path)
     sysroot = prepare(requirements, download=download)
     model = load(b.model_path)
-    feeds = generate_inputs(model.signature, count=1, seed=0)[0]
+    feeds = generate_inputs(model, count=1, seed=0)[0]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-emulated-") as tmp:
         inp, out = Path(tmp) / "input.npz", Path(tmp) / "output.npz"

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from edgekit.signature import Signature
+    from collections.abc import Mapping
+
+    from edgekit.signature import InputRule, Signature
 
 __all__ = ["FormatReader", "ModelFile", "ModelInfo", "read_head"]
 
@@ -87,3 +89,13 @@ class FormatReader:
     def read(self, model: ModelFile) -> ModelInfo:
         """The model's signature, operator histogram and parameter count, without running it."""
         raise NotImplementedError
+
+    def input_rules(
+        self, model: ModelFile, shapes: Mapping[str, tuple[int, ...]]
+    ) -> dict[str, InputRule]:
+        """What values inputs must take for the model to run, by input name ({} if none).
+
+        `shapes` are the concrete input shapes the values will have. A format whose
+        graph can be read (ONNX) says which inputs are indices or shapes; others say nothing.
+        """
+        return {}

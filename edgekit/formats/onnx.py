@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelError, first_line
 from edgekit.extras import require
 from edgekit.formats.base import FormatReader, ModelInfo
-from edgekit.signature import Dim, Signature, TensorSpec
+from edgekit.signature import Dim, InputRule, Signature, TensorSpec
 
 if TYPE_CHECKING:
     from edgekit.formats.base import ModelFile
@@ -229,6 +229,13 @@ class ONNXReader(FormatReader):
 
     def read(self, model: ModelFile) -> ModelInfo:
         return _describe(model)
+
+    def input_rules(
+        self, model: ModelFile, shapes: Mapping[str, tuple[int, ...]]
+    ) -> dict[str, InputRule]:
+        from edgekit.formats.onnx_inputs import input_rules
+
+        return input_rules(load_proto(model), shapes)
 
 
 def _describe(model: ModelFile) -> ModelInfo:

@@ -118,7 +118,7 @@ def resolve_data(
     eds = cds if eval_data is None else _dataset_from(eval_data, model, feed, plans,
                                                       splits=("test",))  # fmt: skip
     if cds is None:
-        feeds = generate_inputs(model.signature, count=max(calib_samples, 16), seed=seed)
+        feeds = generate_inputs(model, count=max(calib_samples, 16), seed=seed)
         name = model.signature.inputs[0].name
         x = np.concatenate([f[name] for f in feeds]).astype(np.float32)
         warnings.append(
