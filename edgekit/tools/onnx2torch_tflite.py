@@ -26,7 +26,7 @@ def convert(onnx_path: str, sample_path: str, out_path: str) -> None:
 
     model = onnx.load(onnx_path)
     module = onnx2torch.convert(model).eval()
-    with np.load(sample_path) as npz:
+    with np.load(sample_path, allow_pickle=False) as npz:
         feeds = {k: npz[k] for k in npz.files}
     # onnx2torch's module takes the graph's data inputs positionally, in graph order.
     init = {i.name for i in model.graph.initializer}
