@@ -32,14 +32,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.candidates import MODELS  # noqa: E402 - the same keras.applications set
 from benchmarks.optimize import hand_int8  # noqa: E402 - the raw tools, as their docs show
 
-MODELS = {
-    "mobilenetv2": "MobileNetV2",
-    "efficientnetb0": "EfficientNetB0",
-    "mobilenetv3large": "MobileNetV3Large",
-    "mobilenetv3small": "MobileNetV3Small",
-}
 PROFILES = {"rpi4": "tflite", "x86-avx2": "onnx", "x86-avx512": "openvino"}
 
 
