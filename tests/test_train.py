@@ -225,6 +225,7 @@ def test_cnn_on_an_rgb_image_folder(tmp_path):
         ({"lr": -1.0}, "--lr"),
         ({"lr_schedule": "linear"}, "--lr-schedule"),
         ({"patience": 2, "val_split": 0.0}, "validation split"),
+        ({"framework": "jax"}, "--framework must be one of keras, torch, not 'jax'"),
     ],
 )
 def test_bad_options_are_one_sentence(kwargs, text, tmp_path):
@@ -278,6 +279,28 @@ def test_cli_bad_option_exits_2(tmp_path):
     )
     assert proc.returncode == 2
     assert "--dropout must be in [0, 1)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_unknown_framework_exits_2(tmp_path):
+    proc = run_cli(
+        "train", "--recipe", "cnn", "--dataset", "digits", "--out", str(tmp_path / "x"),
+        "--framework", "jax", timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'keras', 'torch'" in proc.stderr and not (tmp_path / "x").exists()
+
+
+def test_every_trainer_module_defines_fit():
+    import importlib.util
+
+    from edgekit.train.base import TRAINERS, trainer_fit
+
+    for name, trainer in TRAINERS.items():
+        spec = importlib.util.find_spec(trainer.module)  # finds it without importing its framework
+        assert spec is not None and spec.origin, name
+        assert "\ndef fit(" in Path(spec.origin).read_text(), name
+    with pytest.raises(InputError, match="one of keras, torch, not 'jax'"):
+        trainer_fit("jax")
 
 
 def test_help_loads_no_framework():

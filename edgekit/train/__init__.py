@@ -11,8 +11,8 @@ The output folder holds the model (``model.keras``, or ``model.pt2`` from
 PyTorch), ``preprocess.json``, ``history.json``, ``metrics.json``, ``curves.png``,
 ``confusion.png`` and ``predictions.png``. It is assembled in a temporary folder
 beside it and moved into place at the end, so a failed run leaves nothing that
-looks finished. The framework-specific fitting lives in ``keras_trainer`` and
-``torch_trainer``; everything else in ``base``.
+looks finished. The framework-specific fitting lives in the trainer modules that
+``base.TRAINERS`` names (``keras_trainer``, ``torch_trainer``); everything else in ``base``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from edgekit.errors import InputError
-from edgekit.extras import require
 from edgekit.train.base import (
     FRAMEWORKS,
     LR_SCHEDULES,
@@ -31,6 +30,7 @@ from edgekit.train.base import (
     TrainResult,
     finish,
     output_files,
+    trainer_fit,
 )
 from edgekit.train.recipes import RECIPES, Recipe
 
@@ -129,9 +129,5 @@ def train(
 
     if progress is None:
         progress = sys.stderr.isatty()
-    if opts.framework == "torch":
-        require("torch")
-        from edgekit.train.torch_trainer import fit
-    else:
-        from edgekit.train.keras_trainer import fit
+    fit = trainer_fit(opts.framework)
     return finish(r, opts, ds, fit(r, opts, ds, progress), out, started)

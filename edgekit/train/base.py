@@ -8,6 +8,7 @@ same way for both.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import platform
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.extras import require
 
 if TYPE_CHECKING:
     from edgekit.data import Dataset
@@ -29,9 +31,24 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 LR_SCHEDULES = ("cosine", "constant", "plateau")
-# framework -> the file its trained model is saved as
-MODEL_FILES = {"keras": "model.keras", "torch": "model.pt2"}
-FRAMEWORKS = tuple(MODEL_FILES)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Where a framework's training loop lives; its module is imported only when used."""
+
+    module: str  # defines ``fit(recipe, opts, ds, progress) -> Fitted``
+    package: str  # the framework it imports, checked first so a missing one names its extra
+    model_file: str  # what the trained model is saved as
+
+
+# A new framework is one trainer module plus one line here.
+TRAINERS: dict[str, Trainer] = {
+    "keras": Trainer("edgekit.train.keras_trainer", "keras", "model.keras"),
+    "torch": Trainer("edgekit.train.torch_trainer", "torch", "model.pt2"),
+}
+MODEL_FILES = {name: t.model_file for name, t in TRAINERS.items()}
+FRAMEWORKS = tuple(TRAINERS)
 _OTHER_FILES = (
     "preprocess.json",
     "history.json",
@@ -40,6 +57,19 @@ _OTHER_FILES = (
     "predictions.png",
     "metrics.json",  # last: it marks a finished folder
 )
+
+
+def _unknown_framework(framework: str) -> str:
+    return f"--framework must be one of {', '.join(FRAMEWORKS)}, not {framework!r}"
+
+
+def trainer_fit(framework: str) -> Callable[[Recipe, TrainOptions, Dataset, bool], Fitted]:
+    """The ``fit`` of ``framework``'s trainer, importing its module (and framework) now."""
+    if framework not in TRAINERS:
+        raise InputError(_unknown_framework(framework))
+    trainer = TRAINERS[framework]
+    require(trainer.package)
+    return importlib.import_module(trainer.module).fit
 
 
 def output_files(framework: str) -> tuple[str, ...]:
@@ -70,10 +100,7 @@ class TrainOptions:
     def check(self) -> None:
         """Raise InputError naming the first option that is out of range."""
         checks = [
-            (
-                self.framework in FRAMEWORKS,
-                f"--framework must be one of {', '.join(FRAMEWORKS)}, not {self.framework!r}",
-            ),
+            (self.framework in FRAMEWORKS, _unknown_framework(self.framework)),
             (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
             (self.lr > 0, f"--lr must be positive, not {self.lr}"),
