@@ -90,3 +90,52 @@ def test_cortex_m_limits_use_tflm_arena(shared_models: Path) -> None:
     small["limits"]["max_arena_bytes"] = 7000
     with pytest.raises(LimitError, match="TFLite Micro's planner allocates 7.4 KiB"):
         check_limits(model, validate(small, "small.toml"))
+
+
+def test_bench_reports_the_planners_arena_and_compare_shows_it(
+    int8_model: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from conftest import int8_tflite
+
+    from edgekit.bench import benchmark
+
+    with open_session(int8_model, "tflite-micro") as s:
+        arena, used = s.arena_bytes, s.arena_used_bytes
+    quick = ("--min-runs", "20", "--min-time", "0", "--warmup", "5")
+    res = run_cli("bench", str(int8_model), "--runtime", "tflite-micro", *quick,
+                  "--out", str(tmp_path / "a.json"), env={"COLUMNS": "200"}, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    # the printed table labels the device's figures apart from this host's timings
+    assert f"{arena:,} B" in res.stdout and "tensor arena" in res.stdout, res.stdout
+    assert "not the microcontroller's" in res.stdout
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["target_figures"]["arena_bytes"] == arena
+    assert a["target_figures"]["arena_used_bytes"] == used
+    assert a["target_figures"]["flash_bytes"] == int8_model.stat().st_size
+    assert "reference kernels" in a["protocol"]["timing_source"]
+
+    bigger = int8_tflite(tmp_path / "cnn16.tflite", size=16)
+    with open_session(bigger, "tflite-micro") as s:
+        arena_b = s.arena_bytes
+    assert arena_b > arena
+    benchmark(bigger, runtime="tflite-micro", min_runs=20, min_time=0, warmup=5).save(
+        tmp_path / "b.json"
+    )
+    reports = (str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--allow-mismatch")
+    res = run_cli("compare", *reports, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    (pair,) = json.loads(res.stdout)["pairs"]
+    assert (pair["arena_base_bytes"], pair["arena_new_bytes"]) == (arena, arena_b)
+    res = run_cli("compare", *reports, "--format", "markdown")
+    assert f"{arena:,} → {arena_b:,} ({arena_b - arena:+,} B)" in res.stdout, res.stdout
+    assert "Timings: this host's time on TFLM's reference kernels" in res.stdout
+
+
+def test_desktop_runtime_reports_no_target_figures(int8_model: Path) -> None:
+    from edgekit.bench import benchmark
+
+    report = benchmark(int8_model, runtime="litert", min_runs=20, min_time=0, warmup=5)
+    assert "target_figures" not in report.to_dict()
+    assert report["protocol"]["timing_source"] == "this host's time"

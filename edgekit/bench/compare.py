@@ -79,6 +79,9 @@ class Pair:
     p99_ratio: float | None = None
     size_ratio: float | None = None
     memory_ratio: float | None = None
+    # the device's tensor arena (TFLite Micro's planner) in each report, where both have one
+    arena_base_bytes: int | None = None
+    arena_new_bytes: int | None = None
     mismatches: list[str] = field(default_factory=list)
     verdict: str = ""
 
@@ -125,6 +128,7 @@ class Comparison:
                     "p99_ms": r["latency_ms"]["p99"],
                     "n": r["latency_ms"]["n"],
                     "timestamp_utc": r["timestamp_utc"],
+                    "target_figures": r.get("target_figures"),
                 }
                 for label, r in zip(self.labels, self.reports, strict=True)
             ],
@@ -164,6 +168,10 @@ def _mismatches(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
                 va, vb = str(va)[:12], str(vb)[:12]
             out.append(f"{label} ({va} vs {vb})")
     return out
+
+
+def _arena(r: dict[str, Any]) -> int | None:
+    return (r.get("target_figures") or {}).get("arena_bytes")
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -255,6 +263,8 @@ def compare(
                 p99_ratio=_ratio(a["latency_ms"]["p99"], b["latency_ms"]["p99"]),
                 size_ratio=_ratio(a["model"]["size_bytes"], b["model"]["size_bytes"]),
                 memory_ratio=_ratio(a["memory_mb"]["peak_rss"], b["memory_mb"]["peak_rss"]),
+                arena_base_bytes=_arena(a),
+                arena_new_bytes=_arena(b),
                 mismatches=mism,
             )
         )
@@ -293,8 +303,33 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _has_arena(result: Comparison) -> bool:
+    return any(p.arena_base_bytes is not None or p.arena_new_bytes is not None
+               for p in result.pairs)  # fmt: skip
+
+
+def _arena_cell(p: Pair) -> str:
+    a, b = p.arena_base_bytes, p.arena_new_bytes
+    if a is None or b is None:
+        return f"{_fmt(a, ',')} → {_fmt(b, ',')}"
+    return f"{a:,} → {b:,} ({b - a:+,} B)"
+
+
+def timing_notes(result: Comparison) -> list[str]:
+    """Whose time each report's latencies are, once per distinct statement, for reports
+    that say (a TFLM report's times are this host's reference kernels, not the device's)."""
+    notes = [r["protocol"].get("timing_source") for r in result.reports]
+    return list(dict.fromkeys(n for n in notes if n))
+
+
+def headers(result: Comparison) -> list[str]:
+    """The pair table's column names: `HEADERS`, and the device's arena where a report has one."""
+    return HEADERS + ([ARENA_HEADER] if _has_arena(result) else [])
+
+
 def rows(result: Comparison) -> list[list[str]]:
-    """The pair table as strings: one row per pair."""
+    """The pair table as strings: one row per pair, in the columns of `headers`."""
+    arena = _has_arena(result)
     out = []
     for p in result.pairs:
         out.append(
@@ -309,6 +344,7 @@ def rows(result: Comparison) -> list[list[str]]:
                 _fmt(p.memory_ratio),
                 p.verdict + (" (MISMATCH)" if p.mismatches else ""),
             ]
+            + ([_arena_cell(p)] if arena else [])
         )
     return out
 
@@ -324,6 +360,8 @@ HEADERS = [
     "memory ratio",
     "verdict",
 ]
+# Bytes, not a ratio: the arena is exact (the planner's) and what a firmware reserves.
+ARENA_HEADER = "device arena bytes (TFLM planner)"
 
 
 def to_markdown(result: Comparison) -> str:
@@ -331,10 +369,11 @@ def to_markdown(result: Comparison) -> str:
         f"Threshold {result.threshold:.0%}, α = {result.alpha} (Mann-Whitney U, Holm-corrected); "
         "ratio = candidate / baseline.",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
+        "| " + " | ".join(headers(result)) + " |",
+        "|" + "---|" * len(headers(result)),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows(result)]
+    lines += [f"\nTimings: {note}." for note in timing_notes(result)]
     for p in result.pairs:
         if p.mismatches:
             lines.append(f"\n**MISMATCH** {p.baseline} vs {p.candidate}: {', '.join(p.mismatches)}")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgekit import __version__
-from edgekit.bench.compare import HEADERS, Comparison, rows
+from edgekit.bench.compare import Comparison, headers, rows
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
@@ -166,7 +166,7 @@ def to_html(result: Comparison) -> str:
     n_reg = len(result.regressions)
     verdict = f"{n_reg} regression(s)" if n_reg else "no regression"
     parts.append(f"<h2>Pairs: {e(verdict)}</h2><table><tr>")
-    parts += [f"<th>{e(h)}</th>" for h in HEADERS]
+    parts += [f"<th>{e(h)}</th>" for h in headers(result)]
     parts.append("</tr>")
     for p, row in zip(result.pairs, rows(result), strict=True):
         cls = p.verdict if p.verdict in ("regression", "improvement") else ""

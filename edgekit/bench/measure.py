@@ -140,6 +140,8 @@ def measure(
             if gc_was:
                 gc.enable()
         peak = machine.peak_rss_bytes()
+        # after the timing, since TFLM's arena search re-plans the model several times
+        figures = session.target_figures()
     finally:
         session_device = getattr(session, "device", device or "CPU")
         session_provider = getattr(session, "provider", provider)
@@ -228,6 +230,7 @@ def measure(
             "processes": 1,
             "stop_reason": reason,
             "timed_region": timed_region,
+            "timing_source": session.timing_source,
             "input_mode": input_mode,
             "feed": feed_record,
             "input_samples": len(feeds),
@@ -253,4 +256,6 @@ def measure(
         "samples_ns": samples.tolist(),
         "warnings": warnings,
     }
+    if figures is not None:
+        data["target_figures"] = figures
     return Report(data).validate()

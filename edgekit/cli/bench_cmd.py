@@ -73,9 +73,33 @@ def _summary(report: Any) -> None:
     if ran:
         table.add_row("inference precision", f"{ran['ran']} (hint {ran['hint']}, read back)")
     table.add_row("timed region", proto["timed_region"])
+    if proto.get("timing_source"):
+        table.add_row("timings are", proto["timing_source"])
+    figures = d.get("target_figures")
+    if figures:
+        _target_rows(table, figures)
     out.print(table)
     for w in d["warnings"]:
         out.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _target_rows(table: Any, figures: dict[str, Any]) -> None:
+    """The figures that transfer to the device, apart from this host's timings above."""
+    from edgekit.profile_schema import format_bytes
+
+    def size(n: int) -> str:
+        return f"{n:,} B ({format_bytes(n)})"
+
+    table.add_section()
+    table.add_row("[bold]on the device[/bold]", figures["source"])
+    if "arena_bytes" in figures:
+        table.add_row(
+            "tensor arena",
+            f"[bold]{size(figures['arena_bytes'])}[/bold] to reserve "
+            f"({figures['arena_used_bytes']:,} B allocated once planned)",
+        )
+    if "flash_bytes" in figures:
+        table.add_row("flash (model)", size(figures["flash_bytes"]))
 
 
 class _Bar:

@@ -98,7 +98,7 @@ def _print_table(result: object, out: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgekit.bench.compare import HEADERS, rows
+    from edgekit.bench.compare import headers, rows, timing_notes
 
     console = Console(highlight=False, record=out is not None)
     if out or not console.is_terminal:
@@ -110,12 +110,14 @@ def _print_table(result: object, out: str | None) -> None:
     table = Table(
         title=f"threshold {result.threshold:.0%}, α={result.alpha}, ratio = candidate/baseline"
     )  # type: ignore[attr-defined]
-    for h in HEADERS:
+    for h in headers(result):  # type: ignore[arg-type]
         table.add_column(h)
     for p, row in zip(result.pairs, rows(result), strict=True):  # type: ignore[attr-defined]
         style = {"regression": "bold red", "improvement": "green"}.get(p.verdict)
         table.add_row(*row, style=style)
     console.print(table)
+    for note in timing_notes(result):  # type: ignore[arg-type]
+        console.print(f"timings: {note}")
     if result.unpaired:  # type: ignore[attr-defined]
         console.print(f"not compared (no partner): {', '.join(result.unpaired)}")  # type: ignore[attr-defined]
     if out:

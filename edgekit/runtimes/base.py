@@ -60,6 +60,8 @@ class Session(abc.ABC):
         return lambda: self._run(checked)
 
     timed_region: ClassVar[str] = "input copy + inference + output read"
+    # Whose time the timed region is, as a report states it next to its latencies.
+    timing_source: ClassVar[str] = "this host's time"
     # Whether one session may run from several threads at once (throughput mode shares it).
     thread_safe: ClassVar[bool] = False
     # How throughput mode's threads hold the model, as the report states it.
@@ -78,6 +80,12 @@ class Session(abc.ABC):
         """Where the time goes, per executed node: {"unit": "ms per inference", "nodes":
         {name: {"op": the model's op type of that node (else the kernel's), "ms": ...}}},
         or None where the runtime's Python API gives no per-op times."""
+        return None
+
+    def target_figures(self) -> dict[str, Any] | None:
+        """Figures of this loaded model that hold on the target device itself, not only on
+        this host ({"source": who computed them, name: value, ...}), or None where the
+        runtime has none: a desktop runtime's memory and times are this host's."""
         return None
 
     def inference_precision(self) -> dict[str, Any] | None:

@@ -122,6 +122,7 @@ class TFLiteMicroSession(Session):
     device = "CPU"
     threads = 1
     timed_region = "input copy + invoke on TFLM reference kernels (host time) + output copy"
+    timing_source = "this host's time on TFLM's reference kernels, not the microcontroller's"
 
     def __init__(self, model: Model, interpreter: Any, arena_used_bytes: int) -> None:
         super().__init__(model, model.signature)
@@ -136,6 +137,16 @@ class TFLiteMicroSession(Session):
         if self._arena is None:
             self._arena = _smallest_arena(self.model.path.read_bytes(), self.arena_used_bytes)
         return self._arena
+
+    def target_figures(self) -> dict[str, Any]:
+        """The tensor arena TFLM's planner needs and the flash the flatbuffer takes: the
+        same on the microcontroller, whose firmware links this planner and embeds this file."""
+        return {
+            "source": "TFLite Micro's memory planner and the model file, as on the device",
+            "arena_bytes": self.arena_bytes,
+            "arena_used_bytes": self.arena_used_bytes,
+            "flash_bytes": int(self.model.size_bytes),
+        }
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._names_out, self.bind_checked(feeds)(), strict=True))
@@ -182,8 +193,7 @@ class TFLiteMicro(Runtime):
     def report_options(
         cls, device: str, threads: int | None, options: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return {**dict(options or {}), "kernels": "TFLM reference",
-                "timing": "this host's time, not the microcontroller's"}  # fmt: skip
+        return {**dict(options or {}), "kernels": "TFLM reference"}
 
     @classmethod
     def open(
