@@ -139,3 +139,14 @@ def test_desktop_runtime_reports_no_target_figures(int8_model: Path) -> None:
     report = benchmark(int8_model, runtime="litert", min_runs=20, min_time=0, warmup=5)
     assert "target_figures" not in report.to_dict()
     assert report["protocol"]["timing_source"] == "this host's time"
+
+
+def test_cortex_m_bundle_benches_on_tflm(int8_model: Path, tmp_path: Path) -> None:
+    from edgekit.bench import benchmark
+    from edgekit.deploy import deploy
+
+    bundle = deploy(int8_model, "cortex-m", tmp_path / "b", measure=False).path
+    rep = benchmark(bundle, min_runs=20, min_time=0, warmup=5).to_dict()
+    with open_session(int8_model, "tflite-micro") as s:
+        assert rep["runtime"]["name"] == "tflite-micro"
+        assert rep["target_figures"]["arena_bytes"] == s.arena_bytes

@@ -45,17 +45,56 @@ __all__ = [
 
 
 def _bundle(path: Path) -> dict[str, Any]:
-    """Model path and runtime settings from a deploy bundle (checked by its checksums)."""
+    """Model path and runtime settings from a deploy bundle (checked by its checksums).
+
+    A bundle runs on the profile's own runtime where it is here and the device would run
+    the bundle's model file as it is (TFLite Micro for a cortex-m bundle: its arena is the
+    device's), else on the runtime that stands in for it on this host; a target device
+    absent here (an NPU, a GPU) is replaced as the runtime says, with a note.
+    """
     from edgekit.deploy.bundle import load_bundle
+    from edgekit.runtimes import RUNTIMES, get_runtime
 
     b = load_bundle(path)
+    own = (b.manifest.get("runtime") or {}).get("name")
+    compiler = b.manifest.get("compiler") or {}
+    runtime = b.runtime
+    if not compiler.get("ran") and own in RUNTIMES and get_runtime(own).available():
+        runtime = own
+    device, provider, note = b.device, b.provider, None
+    if device != "CPU":
+        device, provider, note = get_runtime(runtime).host_placement(
+            device, b.providers or ([b.provider] if b.provider else []), b.delegate
+        )
     return {
         "model": b.model_path,
-        "runtime": b.runtime,
-        "device": b.device,
-        "provider": b.provider,
+        "runtime": runtime,
+        "device": device,
+        "provider": provider,
         "threads": b.threads,
+        "note": note,
+        "compiler": compiler,
+        "profile": (b.manifest.get("profile") or {}).get("name"),
     }
+
+
+def _with_bundle_facts(report: Report, b: dict[str, Any]) -> Report:
+    """The bundle's stand-in note as a warning, and its compiler's figures, labelled as the
+    compiler's estimates for the compiled model (what runs on the target's NPU)."""
+    data = report.data
+    if b["note"]:
+        data["warnings"].append(b["note"])
+        data["protocol"]["timing_source"] += f", standing in for {b['profile'] or 'the target'}"
+    figures = b["compiler"].get("figures") if b["compiler"].get("ran") else None
+    if figures:
+        models = [o for o in b["compiler"].get("outputs") or [] if o.endswith(".tflite")]
+        outputs = ", ".join(models) or "its output"
+        data["compiler_figures"] = {
+            "source": f"{b['compiler']['name']}'s estimates for {outputs} on "
+            f"{b['profile'] or 'the profile'}'s target: the compiler's, not a measurement",
+            **figures,
+        }
+    return report.validate()
 
 
 def benchmark(
@@ -118,7 +157,7 @@ def benchmark(
         concurrency = 2
     protocol = resolve_protocol(certify, warmup, min_runs, min_time, max_time, max_runs)
 
-    bundle_path = None
+    bundle_path, b = None, {}
     if not isinstance(model, Model):
         p = Path(model)
         is_archive = p.is_file() and p.name.endswith((".tar.gz", ".tgz"))
@@ -127,9 +166,11 @@ def benchmark(
             b = _bundle(p)
             model = b["model"]
             runtime = runtime or b["runtime"]
-            device = device or b["device"]
             provider = provider or b["provider"]
             threads = threads if threads is not None else b["threads"]
+            if device is not None:  # the user's own device: no stand-in note
+                b["note"] = None
+            device = device or b["device"]
     m = model if isinstance(model, Model) else load(model)
     if batch > 1 and not any(
         t.shape is None or (t.shape and not isinstance(t.shape[0], int)) for t in m.signature.inputs
@@ -191,6 +232,8 @@ def benchmark(
             bundle_path=bundle_path,
             feed=feed,
         )
+    if bundle_path is not None:
+        report = _with_bundle_facts(report, b)
     if stop_on_interrupt and report["protocol"]["stop_reason"] == "interrupted":
         raise KeyboardInterrupt
     return report

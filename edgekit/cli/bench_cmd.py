@@ -78,6 +78,8 @@ def _summary(report: Any) -> None:
     figures = d.get("target_figures")
     if figures:
         _target_rows(table, figures)
+    if d.get("compiler_figures"):
+        _compiler_rows(table, d["compiler_figures"])
     out.print(table)
     for w in d["warnings"]:
         out.print(f"[yellow]warning:[/yellow] {w}")
@@ -100,6 +102,25 @@ def _target_rows(table: Any, figures: dict[str, Any]) -> None:
         )
     if "flash_bytes" in figures:
         table.add_row("flash (model)", size(figures["flash_bytes"]))
+
+
+def _compiler_rows(table: Any, fig: dict[str, Any]) -> None:
+    """A compiler's estimates (Vela's), apart from this host's measurement above."""
+    from edgekit.profile_schema import format_bytes
+
+    table.add_section()
+    table.add_row("[bold]compiler's estimates[/bold]", fig["source"])
+    if "npu_ops" in fig:
+        cpu = ", ".join(fig.get("cpu_operators") or []) or "none"
+        table.add_row(
+            "ops on NPU / CPU", f"{fig['npu_ops']} / {fig['cpu_ops']} (on the CPU: {cpu})"
+        )
+    if "sram_bytes" in fig:
+        table.add_row("SRAM / flash", f"{format_bytes(fig['sram_bytes'])} / "
+                      f"{format_bytes(fig.get('flash_bytes') or 0)}")  # fmt: skip
+    if fig.get("inference_ms") is not None:
+        clock = f" at {fig['clock_hz'] / 1e6:g} MHz" if fig.get("clock_hz") else ""
+        table.add_row("inference (estimated)", f"{fig['inference_ms']:.4g} ms{clock}")
 
 
 class _Bar:
