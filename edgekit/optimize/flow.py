@@ -346,6 +346,19 @@ def _graph_passes(run: Run, path: Path) -> Path:
     return path
 
 
+def _attempt(run: Run, c: Candidate, make: Callable[[], Any]) -> None:
+    """`make()` fills candidate `c`, which joins the run's candidates whatever happens: a
+    candidate that fails is recorded with its error (one sentence for a user error, the
+    exception's type and first line otherwise), never fatal to the others."""
+    try:
+        make()
+    except EdgekitError as exc:
+        c.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one failing candidate must not stop the rest
+        c.error = f"{type(exc).__name__}: {first_line(exc)}"
+    run.candidates.append(c)
+
+
 def make_candidates(run: Run) -> None:
     """One candidate per precision (and the backend's alternatives in auto mode), each
     verified against the baseline; a precision that fails is recorded, not fatal."""
@@ -353,16 +366,14 @@ def make_candidates(run: Run) -> None:
         tag = f"{run.tag}{p}"
         run.say(f"making candidate: {tag}")
         c = Candidate(tag, p)
-        try:
+
+        def make(c: Candidate = c, p: str = p) -> None:
             c.path = _quantized(run, p, p) if run.can_quantize else run.float_model
             if p == "fp32" and run.graph_opt:
                 c.path = _graph_passes(run, c.path)
             verify(run, c)
-        except EdgekitError as exc:
-            c.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
-            c.error = f"{type(exc).__name__}: {first_line(exc)}"
-        run.candidates.append(c)
+
+        _attempt(run, c, make)
     alternatives(run)
     inference_candidates(run)
 
@@ -375,12 +386,12 @@ def alternatives(run: Run) -> None:
 
     for i, (label, opts) in enumerate(backend(run.fmt).alternatives(run.options)):
         c = Candidate(f"{run.tag}{label}", "int8")
-        try:
+
+        def make(c: Candidate = c, i: int = i, opts: Any = opts) -> None:
             c.path = _quantized(run, "int8", "int8-alt" + (str(i) if i else ""), opts)
             verify(run, c)
-        except Exception as exc:  # noqa: BLE001 - an alternative that fails is just not kept
-            c.error = f"{type(exc).__name__}: {first_line(exc)}"
-        run.candidates.append(c)
+
+        _attempt(run, c, make)
 
 
 def inference_candidates(run: Run) -> None:
@@ -399,7 +410,8 @@ def inference_candidates(run: Run) -> None:
         name = INFERENCE_PRECISION_NAMES[ip]
         run.say(f"making candidate: fp32 computed in {name}")
         c = Candidate(f"{run.tag}{name} inference", name, path)
-        try:
+
+        def make(c: Candidate = c, ip: str = ip, name: str = name) -> None:
             c.options = get_runtime(run.runtime).precision_options(ip)
             session = open_session(path, run.runtime, threads=run.threads, options=c.options)
             c.ran = session.inference_precision()
@@ -413,11 +425,8 @@ def inference_candidates(run: Run) -> None:
                     f"compiled model): this machine cannot compute in {name}"
                 )
             verify(run, c)
-        except EdgekitError as exc:
-            c.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
-            c.error = f"{type(exc).__name__}: {first_line(exc)}"
-        run.candidates.append(c)
+
+        _attempt(run, c, make)
 
 
 def int8_where_it_pays(run: Run) -> None:
@@ -452,11 +461,7 @@ def int8_where_it_pays(run: Run) -> None:
         return
     c = Candidate(f"{run.tag}{NAME}", "int8", path, kept_float=choice.kept,
                   kept_float_why=choice.why)  # fmt: skip
-    try:
-        verify(run, c)
-    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, like the others
-        c.error = f"{type(exc).__name__}: {first_line(exc)}"
-    run.candidates.append(c)
+    _attempt(run, c, lambda: verify(run, c))
 
 
 def recover(run: Run) -> None:
