@@ -38,6 +38,7 @@ from edgekit.optimize.passes import (
     passes_for,
     quantizer_for,
 )
+from edgekit.vocab import FLOAT_PRECISIONS
 
 EVAL_BATCH = 64
 
@@ -57,6 +58,7 @@ class Run:
     prune: float | None = None
     structured: bool = False
     auto: bool = True  # --quantize auto (or unset): alternatives are tried and measured
+    inference: tuple[str, ...] = ()  # compute precisions the fp32 model is compiled in (bf16)
     max_drop: float = 1.0
     threads: int = 1
     epochs: int | None = None
@@ -120,6 +122,7 @@ def run_flow(run: Run) -> Run:
     place(run)
     choose_candidate(run)
     say_slower(run)
+    say_fp16(run)
     return run
 
 
@@ -317,8 +320,9 @@ def verify(run: Run, c: Candidate) -> Candidate:
     c.accuracy = _accuracy(run, outputs, c)
     c.accuracy_drop = accuracy_drop(run.base, c, run.data.labelled)
     c.meets_budget = c.accuracy_drop <= run.max_drop + 1e-9
-    if c.options and not c.parity.passed:
-        # a float compute precision must reproduce the floats at its tolerance, not only top-1
+    if (c.options or c.precision in FLOAT_PRECISIONS) and not c.parity.passed:
+        # a float precision (fp16 weights, a bf16 compute precision) must reproduce the
+        # floats at its tolerance, not only top-1
         c.meets_budget = False
     return c
 
@@ -399,14 +403,14 @@ def inference_candidates(run: Run) -> None:
     bf16 on an OpenVINO CPU. What the runtime computed in is read back from the compiled
     model; a precision it did not honour (a CPU without AVX-512 BF16 or AMX) is recorded
     as the one it ran, with a warning, never as the one asked for."""
-    if not (run.auto and run.prof.inference_precision):
+    if not run.inference:
         return
     from edgekit.runtimes import get_runtime, open_session
     from edgekit.vocab import INFERENCE_PRECISION_NAMES
 
     fp32 = next((c for c in run.candidates if c.precision == "fp32" and c.error is None), None)
     path = fp32.path if fp32 is not None else run.float_model
-    for ip in run.prof.inference_precision:
+    for ip in run.inference:
         name = INFERENCE_PRECISION_NAMES[ip]
         run.say(f"making candidate: fp32 computed in {name}")
         c = Candidate(f"{run.tag}{name} inference", name, path)
@@ -550,6 +554,10 @@ def choose_candidate(run: Run) -> None:
     """The choice (`edgekit.optimize.candidates.choose`), and every failure said."""
     ok = [c for c in run.candidates if c.error is None]
     explicit = None if run.auto else run.precisions[0]
+    if not run.auto and run.inference:  # --quantize bf16: the fp32 model computed in bf16
+        from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
+        explicit = INFERENCE_PRECISION_NAMES[run.inference[0]]
     run.chosen, run.met, warning = choose(ok, run.max_drop, explicit)
     if warning:
         run.warnings.append(warning)
@@ -592,6 +600,30 @@ def say_slower(run: Run) -> None:
             run.warnings.append(
                 f"{c.name} is slower than fp32 on {run.runtime} here ({_times(c, base)})"
             )
+
+
+def say_fp16(run: Run) -> None:
+    """No fp16 number passed off as the target's: fp16 compute on a device that is not here
+    is said to be untried, and an fp16 candidate timed on a CPU without fp16 arithmetic is
+    labelled as having run in fp32."""
+    import platform
+
+    from edgekit.deploy.host import host_placement
+    from edgekit.devices import FP16_FLAGS, cpu
+
+    prof = run.prof
+    if "fp16" not in prof.precision and "f16" not in prof.inference_precision:
+        return
+    tried = [c.name for c in run.candidates if c.precision == "fp16" and c.error is None]
+    away = host_placement(prof)[3] if prof.device != "CPU" else None
+    if away:
+        run.warnings.append(f"fp16 compute on the {prof.device_label} was left untried: {away}")
+    if tried and run.measure and not FP16_FLAGS & set(cpu()["isa_features"]):
+        run.warnings.append(
+            f"{', '.join(tried)} was timed on this {platform.machine()} CPU, which has no fp16 "
+            f"arithmetic: {run.runtime} ran it in fp32 (its float16 weights converted at "
+            "load), so its latency is not the target's fp16 speed"
+        )
 
 
 def slow_ops(base: Path, opt: Path, feed: np.ndarray, runtime: str, threads: int) -> dict[str, Any]:
