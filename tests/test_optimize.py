@@ -374,6 +374,21 @@ def test_cli_a_precision_the_target_cannot_run_is_refused(
     assert not out.exists()
 
 
+def test_host_on_x86_includes_litert() -> None:
+    """`--profile host` compares every runtime this machine runs: on x86 LiteRT too."""
+    import platform
+
+    from edgekit.optimize.fastest import host_profiles
+    from edgekit.runtimes import get_runtime
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86-litert is an x86 profile")
+    if not all(get_runtime(r).available() for r in ("litert", "onnxruntime", "openvino")):
+        pytest.skip("a runtime is not installed")
+    found, _ = host_profiles()
+    assert {"litert", "onnxruntime", "openvino"} <= {p.runtime for p in found}
+
+
 def test_profile_list_finds_the_fastest_target_in_one_interleaved_run(
     tmp_path, tiny_models
 ) -> None:
