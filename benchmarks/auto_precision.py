@@ -3,10 +3,12 @@
 ONNX Runtime (x86-avx2) and OpenVINO (x86-avx512), single thread, batch 1.
 
 Models: MobileNetV2, EfficientNetB0, MobileNetV3Large, MobileNetV3Small
-(`keras.applications`, ``weights=None``, --size x --size input), random calibration and
-evaluation inputs (optimize draws its own; the rebuilt variants share one set): latency and parity only. With random weights top-1 agreement is
-noise, so the accuracy budget is --max-drop points of disagreement (default: off); the
-cosine to fp32 is reported for each variant.
+(`keras.applications`, ``weights=None``, ``classifier_activation=None`` so that outputs
+are logits, not a softmax int8 rounds to zero; --size x --size input). Every variant is
+calibrated on the inputs optimize generates when given no data (`candidates.optimize_inputs`)
+and verified against fp32 on them: cosine of the logits and top-1 agreement. With random
+weights top-1 agreement is a weak check, so the accuracy budget is --max-drop points of
+disagreement (default: off).
 
 For each model and profile: `edgekit.optimize` runs first (--quantize auto, the keep-
 float loop off) and gives its pick and the op types its int8-where-it-pays candidate
@@ -32,7 +34,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.candidates import MODELS  # noqa: E402 - the same keras.applications set
+from benchmarks.candidates import (  # noqa: E402 - the same models, inputs and checks
+    MODELS,
+    build,
+    optimize_inputs,
+    parity,
+)
 from benchmarks.optimize import hand_int8  # noqa: E402 - the raw tools, as their docs show
 
 PROFILES = {"rpi4": "tflite", "x86-avx2": "onnx", "x86-avx512": "openvino"}
@@ -65,28 +72,22 @@ def variants(km, rep: dict, pick: Path, calib: np.ndarray, fmt: str, d: Path) ->
 
 
 def measure(paths: dict[str, Path], x: np.ndarray, runtime: str, rounds: int) -> list[dict]:
-    from edgekit.bench.interleaved import measure_interleaved, ratios, sample_feeds
-    from edgekit.model import load
-    from edgekit.verify import compare_outputs
+    from edgekit.bench.interleaved import measure_interleaved, ratios
 
     names = list(paths)
     lats = measure_interleaved([paths[n] for n in names], x, runtime=runtime, threads=1,
                                rounds=rounds, min_time=2.0)  # fmt: skip
-    ref = load(paths["fp32"])
-    feeds = sample_feeds(x, ref.signature.inputs[0], 8)
     rows = []
     for n, lat, r in zip(names, lats, ratios(lats), strict=True):
-        cos = None
-        if n != "fp32":
-            cos = compare_outputs(ref, paths[n], feeds, src_runtime=runtime,
-                                  dst_runtime=runtime).cosine  # fmt: skip
+        check = None if n == "fp32" else parity(paths["fp32"], paths[n], x, runtime, None)
         rows.append({
             "variant": n, "median_ms": round(float(lat["median"]), 4),
             # speedup: fp32 median / this median, with its interval, from the same run
             "speedup": None if r is None else round(r["speedup"], 4),
             "ci": None if r is None else [round(r["speedup_low"], 4), round(r["speedup_high"], 4)],
             "verdict": None if r is None else r["verdict"],
-            "cosine": None if cos is None else round(float(cos), 5),
+            "cosine": None if check is None else check["cosine"],
+            "top1_agreement": None if check is None else check["top1_agreement"],
         })  # fmt: skip
     return rows
 
@@ -102,8 +103,6 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=32)
     args = ap.parse_args()
 
-    import keras
-
     from edgekit.devices import cpu
     from edgekit.optimize import optimize
 
@@ -112,16 +111,13 @@ def main() -> None:
     if out.exists():  # resumable: a long run killed half-way keeps what it measured
         results = json.loads(out.read_text())
     done = {(r["model"], r["profile"]) for r in results["rows"]}
-    rng = np.random.default_rng(0)
-    shape = (args.size, args.size, 3)
-    calib = rng.uniform(-1, 1, (args.calib, *shape)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="ek-bench-auto-") as tmp:
         for key in args.models:
-            keras.utils.set_random_seed(0)
-            km = getattr(keras.applications, MODELS[key])(weights=None, input_shape=shape)
+            km = build(key, args.size)
             src = Path(tmp) / key / "model.keras"
             src.parent.mkdir(parents=True)
             km.save(src)
+            calib = optimize_inputs(src, args.calib)
             for prof in args.profiles:
                 if (key, prof) in done:
                     continue
@@ -148,6 +144,8 @@ def main() -> None:
                         for c in rep["candidates"]
                     ],
                     "elapsed_s": round(time.time() - t0, 1),
+                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+                    "load_average_end": os.getloadavg(),
                 })  # fmt: skip
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=2) + "\n")
@@ -161,7 +159,8 @@ def print_rows(r: dict, flush: bool = False) -> None:
         ratio = "-" if v["speedup"] is None else f"{v['speedup']:.2f}x{ci}"
         name = v["variant"] + (f" = {r['auto_chose']}" if v["variant"] == "auto's pick" else "")
         print(f"| {r['model']} | {r['runtime']} | {name} | {v['median_ms']:.3f} | {ratio} | "
-              f"{v['cosine'] if v['cosine'] is not None else '-'} |", flush=flush)  # fmt: skip
+              f"{v['cosine'] if v['cosine'] is not None else '-'} | "
+              f"{v.get('top1_agreement', '-')} |", flush=flush)  # fmt: skip
     kept = (r["where_it_pays"] or {}).get("why") or [(r["where_it_pays"] or {}).get("note")]
     print(f"|  |  | kept float: {'; '.join(str(k) for k in kept)} |  |  |  |", flush=flush)
 

@@ -2,9 +2,14 @@
 `edgekit optimize --quantize auto` picks, per model and runtime, single thread, batch 1.
 
 Models: keras.applications MobileNetV2, EfficientNetB0, MobileNetV3Large and
-MobileNetV3Small with random weights (`weights=None`) at --size (224 by default) and
-random calibration data: latency only, accuracy unproven. For each runtime the variants
-(and auto's chosen model, with the runtime options it chose) are timed in ONE interleaved
+MobileNetV3Small with random weights (`weights=None`) at --size (224 by default), built
+with `classifier_activation=None`: their outputs are logits, since a softmax over 1000
+classes of a random-weight model is ~0.001 everywhere, which int8 rounds to zero and
+which makes any parity figure meaningless. Calibration: the inputs `optimize` generates
+when given no data (`edgekit.inputs.generate_inputs`, seed 0), for the plain int8 rows
+and auto alike. Every variant is verified against fp32 on those inputs (cosine of the
+logits and top-1 agreement); accuracy is unproven. For each runtime the variants (and
+auto's chosen model, with the runtime options it chose) are timed in ONE interleaved
 measurement (`edgekit.bench.interleaved`), and each ratio to fp32 comes from it with its
 bootstrap interval.
 
@@ -61,6 +66,39 @@ def variants(km, fmt: str, calib, work: Path) -> dict[str, tuple[Path, dict | No
     return out
 
 
+def build(key: str, size: int) -> object:
+    """`key`'s keras.applications model, random weights (seed 0), logits out."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return getattr(keras.applications, MODELS[key])(
+        weights=None, input_shape=(size, size, 3), classifier_activation=None
+    )
+
+
+def optimize_inputs(src: Path, count: int) -> np.ndarray:
+    """The `count` inputs `optimize` calibrates on when given no data (the same call, the
+    same seed), so that hand-made variants are calibrated exactly as auto's are."""
+    from edgekit.inputs import generate_inputs
+    from edgekit.model import load
+
+    feeds = generate_inputs(load(src), count=max(count, 16), seed=0)[:count]
+    return np.concatenate([next(iter(f.values())) for f in feeds]).astype(np.float32)
+
+
+def parity(ref: Path, path: Path, x: np.ndarray, runtime: str, options: dict | None) -> dict:
+    """Cosine of the logits and top-1 agreement of `path` against fp32 `ref` on `x`."""
+    from edgekit.bench.interleaved import sample_feeds
+    from edgekit.model import load
+    from edgekit.verify import compare_outputs
+
+    m = load(ref)
+    feeds = sample_feeds(x, m.signature.inputs[0], 1)
+    p = compare_outputs(m, path, feeds, src_runtime=runtime, dst_runtime=runtime,
+                        dst_options=options)  # fmt: skip
+    return {"cosine": round(float(p.cosine), 5), "top1_agreement": p.top1_agreement}
+
+
 def auto_pick(src: Path, profile: str, out: Path, float_layers: int) -> tuple[Path, dict, dict]:
     """What `optimize --quantize auto` chose for `profile` (generated calibration inputs, as
     with no --calib-data): (model, runtime options, report)."""
@@ -74,18 +112,14 @@ def auto_pick(src: Path, profile: str, out: Path, float_layers: int) -> tuple[Pa
 
 def run_model(key: str, size: int, runtimes: list[str], rounds: int, work: Path,
               float_layers: int) -> list[dict]:  # fmt: skip
-    import keras
-
     from edgekit.bench.interleaved import measure_interleaved, ratios
 
-    keras.utils.set_random_seed(0)
-    km = getattr(keras.applications, MODELS[key])(weights=None, input_shape=(size, size, 3))
+    km = build(key, size)
     d = work / key
     d.mkdir(parents=True)
     src = d / "source.keras"
     km.save(src)
-    rng = np.random.default_rng(0)
-    calib = rng.uniform(0, 255, (32, size, size, 3)).astype(np.float32)
+    calib = optimize_inputs(src, 32)
     rows = []
     for rt in runtimes:
         fmt, profile = RUNTIMES[rt]
@@ -100,7 +134,10 @@ def run_model(key: str, size: int, runtimes: list[str], rounds: int, work: Path,
                                    min_time=2.0)  # fmt: skip
         for n, lat, r in zip(names, lats, ratios(lats), strict=True):
             ip = lat.get("inference_precision") or {}
+            check = None if n == "fp32" else parity(v["fp32"][0], v[n][0], calib[:16], rt,
+                                                     v[n][1])  # fmt: skip
             rows.append({
+                "parity_vs_fp32": check,
                 "model": key, "size": size, "runtime": rt, "variant": n,
                 "computed_in": ip.get("ran"), "median_ms": round(lat["median"], 4),
                 "speedup": None if r is None else round(r["speedup"], 3),
@@ -125,23 +162,28 @@ def main() -> None:
     from edgekit.devices import cpu
 
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_start = os.getloadavg()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="ek-bench-cand-") as tmp:
         for key in args.models.split(","):
             print(f"{key} ...", flush=True)
             rows += run_model(key, args.size, args.runtimes.split(","), args.rounds, Path(tmp),
                               args.max_float_layers)  # fmt: skip
-    results = {"started_utc": started, "load_average": os.getloadavg(), "cpu": cpu(),
+    results = {"started_utc": started, "load_average_start": load_start,
+               "load_average": os.getloadavg(), "cpu": cpu(),
                "threads": 1, "batch": 1, "rows": rows}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n| model | runtime | variant | computed in | median ms | vs fp32 (95% CI) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| model | runtime | variant | computed in | median ms | vs fp32 (95% CI) | "
+          "cosine, top-1 vs fp32 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         ci = r["speedup_ci"] or [None, None]
+        p = r["parity_vs_fp32"] or {}
         print(f"| {r['model']} | {r['runtime']} | {r['variant']} | {r['computed_in'] or '-'} | "
-              f"{r['median_ms']} | {r['speedup']}x ({ci[0]}-{ci[1]}) {r['verdict']} |")  # fmt: skip
+              f"{r['median_ms']} | {r['speedup']}x ({ci[0]}-{ci[1]}) {r['verdict']} | "
+              f"{p.get('cosine', '-')}, {p.get('top1_agreement', '-')} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ ISA_FLAGS = (
     "neon", "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16",
 )  # fmt: skip
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+# fp16 arithmetic in hardware (x86 AVX-512 FP16; Arm half-precision SIMD): elsewhere LiteRT
+# and OpenVINO's CPU plugin run an fp16 model by converting it to fp32.
+FP16_FLAGS = frozenset({"avx512_fp16", "asimdhp"})
 
 
 def _cpuinfo() -> dict[str, str]:

@@ -113,7 +113,8 @@ def test_report_schema_generated_inputs_and_atomic_output(tmp_path: Path, tiny_m
         assert lat["median"] > 0 and lat["n"] >= 20
         assert lat["median_ci"]["low"] <= lat["median"] <= lat["median_ci"]["high"]
     assert rep["baseline"]["precision"] == "fp32"
-    assert set(rep["parity"]) == {"top1_agreement", "max_abs_error", "cosine"}
+    assert set(rep["parity"]) == {"top1_agreement", "max_abs_error", "cosine", "passed",
+                                  "tolerance"}  # fmt: skip
     assert {c["precision"] for c in rep["candidates"]} == {"int8", "dynamic", "fp32"}
     assert all(c["latency_ms"]["median"] > 0 for c in rep["candidates"] if not c["error"])
     assert any("UNPROVEN" in w for w in rep["warnings"])
@@ -308,6 +309,87 @@ def test_a_profile_without_bf16_does_not_try_it(tmp_path, tiny_models) -> None:
     cands = res.report["candidates"]
     assert {c["precision"] for c in cands} == {"int8", "fp32"}
     assert all(c["runtime_options"] is None for c in cands)
+
+
+@pytest.mark.skipif(not _cpu_has_bf16(), reason="this CPU has no AVX-512 BF16 or AMX")
+def test_explicit_bf16_is_chosen_read_back_and_verified_at_its_tolerance(
+    tmp_path, tiny_models
+) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.verify import TOLERANCES
+
+    res = optimize(tiny_models["onnx"], "x86-avx512", out=tmp_path / "o", quantize="bf16",
+                   calib_samples=8, measure=False, graph_opt=False)  # fmt: skip
+    rep = res.report
+    assert {c["precision"] for c in rep["candidates"]} == {"fp32", "bf16"}  # no int8 made
+    bf16 = next(c for c in rep["candidates"] if c["precision"] == "bf16")
+    assert rep["optimized"]["name"] == bf16["name"] and rep["optimized"]["precision"] == "bf16"
+    assert bf16["inference_precision"]["ran"] == "bf16"  # read back from the compiled model
+    assert bf16["parity"]["passed"] and bf16["parity"]["tolerance"] == TOLERANCES["bf16"].to_dict()
+    assert 0 < bf16["parity"]["max_abs_error"] <= TOLERANCES["bf16"].atol, "bf16 must have run"
+
+
+def test_explicit_fp16_litert_verifies_at_its_tolerance_and_is_labelled(
+    tmp_path, tiny_models
+) -> None:
+    """TFLite float16 weights for a profile whose target has fp16 (rpi5): verified at fp16's
+    own bound, and its time on an x86 host labelled as fp32's."""
+    from edgekit.devices import FP16_FLAGS, cpu
+    from edgekit.optimize import optimize
+    from edgekit.verify import TOLERANCES
+
+    res = optimize(tiny_models["keras"], "rpi5", out=tmp_path / "o", quantize="fp16",
+                   calib_samples=8, graph_opt=False)  # fmt: skip
+    rep = res.report
+    fp16 = next(c for c in rep["candidates"] if c["precision"] == "fp16")
+    assert rep["optimized"]["name"] == fp16["name"] and fp16["meets_budget"]
+    assert fp16["parity"]["passed"] and fp16["parity"]["tolerance"] == TOLERANCES["fp16"].to_dict()
+    assert 0 < fp16["parity"]["max_abs_error"] <= TOLERANCES["fp16"].atol, "fp16 must be applied"
+    labelled = [w for w in rep["warnings"] if "no fp16 arithmetic" in w]
+    assert bool(labelled) == (not FP16_FLAGS & set(cpu()["isa_features"]))
+
+
+def test_auto_says_gpu_fp16_is_untried_without_a_gpu(tmp_path, tiny_models) -> None:
+    from edgekit.optimize import optimize
+    from edgekit.runtimes import get_runtime
+
+    if "GPU" in get_runtime("openvino").devices():
+        pytest.skip("this machine has an OpenVINO GPU: fp16 can be tried on it")
+    res = optimize(tiny_models["onnx"], "intel-igpu", out=tmp_path / "o", calib_samples=8,
+                   measure=False, graph_opt=False)  # fmt: skip
+    untried = [w for w in res.report["warnings"] if "left untried" in w]
+    assert len(untried) == 1 and "fp16 compute on the GPU" in untried[0], res.report["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "asked", "valid"),
+    [("rpi4", "bf16", "int8, int8-float-fallback, fp32, auto, none"),
+     ("rpi4", "fp16", "int8, int8-float-fallback, fp32, auto, none"),
+     ("x86-avx2", "bf16", "int8, dynamic, fp32, auto, none")],
+)  # fmt: skip
+def test_cli_a_precision_the_target_cannot_run_is_refused(
+    tmp_path, tiny_models, profile, asked, valid
+) -> None:
+    out = tmp_path / "o"
+    res = run_cli("optimize", str(tiny_models["keras"]), "--profile", profile, "--quantize",
+                  asked, "-o", str(out))  # fmt: skip
+    assert_user_error(res, f"profile {profile} (", f"cannot run {asked}", valid)
+    assert not out.exists()
+
+
+def test_host_on_x86_includes_litert() -> None:
+    """`--profile host` compares every runtime this machine runs: on x86 LiteRT too."""
+    import platform
+
+    from edgekit.optimize.fastest import host_profiles
+    from edgekit.runtimes import get_runtime
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86-litert is an x86 profile")
+    if not all(get_runtime(r).available() for r in ("litert", "onnxruntime", "openvino")):
+        pytest.skip("a runtime is not installed")
+    found, _ = host_profiles()
+    assert {"litert", "onnxruntime", "openvino"} <= {p.runtime for p in found}
 
 
 def test_profile_list_finds_the_fastest_target_in_one_interleaved_run(

@@ -33,7 +33,8 @@ from edgekit.optimize import QUANTIZE_CHOICES
     type=click.Choice(QUANTIZE_CHOICES),
     default=None,
     help="Precision; default 'auto' when the profile allows several: try each, keep the "
-    "fastest within the accuracy budget.",
+    "fastest within the accuracy budget. bf16 is the fp32 model computed in bf16 (OpenVINO "
+    "CPU profiles that list it); a precision the profile's target cannot run is refused.",
 )
 @click.option("--calib-data", default=None, help="Calibration data: digits, npz:FILE, images:DIR.")
 @click.option("--eval-data", default=None, help="Evaluation data (default: --calib-data's).")

@@ -72,8 +72,9 @@ class Candidate:
         }
 
 
-def parity_dict(p: Any) -> dict[str, float | None] | None:
-    """The report's three parity figures of an `edgekit.verify.Parity`."""
+def parity_dict(p: Any) -> dict[str, Any] | None:
+    """The report's three parity figures of an `edgekit.verify.Parity`, whether they are
+    within the precision's tolerance, and that tolerance (the bound it was verified at)."""
     if p is None:
         return None
     err = float(p.max_abs_error)
@@ -81,6 +82,8 @@ def parity_dict(p: Any) -> dict[str, float | None] | None:
         "top1_agreement": None if p.top1_agreement is None else round(p.top1_agreement, 6),
         "max_abs_error": float(f"{err:.6g}") if np.isfinite(err) else None,
         "cosine": round(float(p.cosine), 6),
+        "passed": bool(p.passed),
+        "tolerance": p.tolerance.to_dict(),
     }
 
 

@@ -38,6 +38,7 @@ from edgekit.optimize.passes import (
     passes_for,
     quantizer_for,
 )
+from edgekit.vocab import FLOAT_PRECISIONS
 
 EVAL_BATCH = 64
 
@@ -57,6 +58,7 @@ class Run:
     prune: float | None = None
     structured: bool = False
     auto: bool = True  # --quantize auto (or unset): alternatives are tried and measured
+    inference: tuple[str, ...] = ()  # compute precisions the fp32 model is compiled in (bf16)
     max_drop: float = 1.0
     threads: int = 1
     epochs: int | None = None
@@ -120,6 +122,7 @@ def run_flow(run: Run) -> Run:
     place(run)
     choose_candidate(run)
     say_slower(run)
+    say_fp16(run)
     return run
 
 
@@ -317,8 +320,9 @@ def verify(run: Run, c: Candidate) -> Candidate:
     c.accuracy = _accuracy(run, outputs, c)
     c.accuracy_drop = accuracy_drop(run.base, c, run.data.labelled)
     c.meets_budget = c.accuracy_drop <= run.max_drop + 1e-9
-    if c.options and not c.parity.passed:
-        # a float compute precision must reproduce the floats at its tolerance, not only top-1
+    if (c.options or c.precision in FLOAT_PRECISIONS) and not c.parity.passed:
+        # a float precision (fp16 weights, a bf16 compute precision) must reproduce the
+        # floats at its tolerance, not only top-1
         c.meets_budget = False
     return c
 
@@ -346,6 +350,19 @@ def _graph_passes(run: Run, path: Path) -> Path:
     return path
 
 
+def _attempt(run: Run, c: Candidate, make: Callable[[], Any]) -> None:
+    """`make()` fills candidate `c`, which joins the run's candidates whatever happens: a
+    candidate that fails is recorded with its error (one sentence for a user error, the
+    exception's type and first line otherwise), never fatal to the others."""
+    try:
+        make()
+    except EdgekitError as exc:
+        c.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one failing candidate must not stop the rest
+        c.error = f"{type(exc).__name__}: {first_line(exc)}"
+    run.candidates.append(c)
+
+
 def make_candidates(run: Run) -> None:
     """One candidate per precision (and the backend's alternatives in auto mode), each
     verified against the baseline; a precision that fails is recorded, not fatal."""
@@ -353,16 +370,14 @@ def make_candidates(run: Run) -> None:
         tag = f"{run.tag}{p}"
         run.say(f"making candidate: {tag}")
         c = Candidate(tag, p)
-        try:
+
+        def make(c: Candidate = c, p: str = p) -> None:
             c.path = _quantized(run, p, p) if run.can_quantize else run.float_model
             if p == "fp32" and run.graph_opt:
                 c.path = _graph_passes(run, c.path)
             verify(run, c)
-        except EdgekitError as exc:
-            c.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
-            c.error = f"{type(exc).__name__}: {first_line(exc)}"
-        run.candidates.append(c)
+
+        _attempt(run, c, make)
     alternatives(run)
     inference_candidates(run)
 
@@ -375,12 +390,12 @@ def alternatives(run: Run) -> None:
 
     for i, (label, opts) in enumerate(backend(run.fmt).alternatives(run.options)):
         c = Candidate(f"{run.tag}{label}", "int8")
-        try:
+
+        def make(c: Candidate = c, i: int = i, opts: Any = opts) -> None:
             c.path = _quantized(run, "int8", "int8-alt" + (str(i) if i else ""), opts)
             verify(run, c)
-        except Exception as exc:  # noqa: BLE001 - an alternative that fails is just not kept
-            c.error = f"{type(exc).__name__}: {first_line(exc)}"
-        run.candidates.append(c)
+
+        _attempt(run, c, make)
 
 
 def inference_candidates(run: Run) -> None:
@@ -388,18 +403,19 @@ def inference_candidates(run: Run) -> None:
     bf16 on an OpenVINO CPU. What the runtime computed in is read back from the compiled
     model; a precision it did not honour (a CPU without AVX-512 BF16 or AMX) is recorded
     as the one it ran, with a warning, never as the one asked for."""
-    if not (run.auto and run.prof.inference_precision):
+    if not run.inference:
         return
     from edgekit.runtimes import get_runtime, open_session
     from edgekit.vocab import INFERENCE_PRECISION_NAMES
 
     fp32 = next((c for c in run.candidates if c.precision == "fp32" and c.error is None), None)
     path = fp32.path if fp32 is not None else run.float_model
-    for ip in run.prof.inference_precision:
+    for ip in run.inference:
         name = INFERENCE_PRECISION_NAMES[ip]
         run.say(f"making candidate: fp32 computed in {name}")
         c = Candidate(f"{run.tag}{name} inference", name, path)
-        try:
+
+        def make(c: Candidate = c, ip: str = ip, name: str = name) -> None:
             c.options = get_runtime(run.runtime).precision_options(ip)
             session = open_session(path, run.runtime, threads=run.threads, options=c.options)
             c.ran = session.inference_precision()
@@ -413,11 +429,8 @@ def inference_candidates(run: Run) -> None:
                     f"compiled model): this machine cannot compute in {name}"
                 )
             verify(run, c)
-        except EdgekitError as exc:
-            c.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one failing precision must not stop the rest
-            c.error = f"{type(exc).__name__}: {first_line(exc)}"
-        run.candidates.append(c)
+
+        _attempt(run, c, make)
 
 
 def int8_where_it_pays(run: Run) -> None:
@@ -452,11 +465,7 @@ def int8_where_it_pays(run: Run) -> None:
         return
     c = Candidate(f"{run.tag}{NAME}", "int8", path, kept_float=choice.kept,
                   kept_float_why=choice.why)  # fmt: skip
-    try:
-        verify(run, c)
-    except Exception as exc:  # noqa: BLE001 - recorded on the candidate, like the others
-        c.error = f"{type(exc).__name__}: {first_line(exc)}"
-    run.candidates.append(c)
+    _attempt(run, c, lambda: verify(run, c))
 
 
 def recover(run: Run) -> None:
@@ -545,6 +554,10 @@ def choose_candidate(run: Run) -> None:
     """The choice (`edgekit.optimize.candidates.choose`), and every failure said."""
     ok = [c for c in run.candidates if c.error is None]
     explicit = None if run.auto else run.precisions[0]
+    if not run.auto and run.inference:  # --quantize bf16: the fp32 model computed in bf16
+        from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
+        explicit = INFERENCE_PRECISION_NAMES[run.inference[0]]
     run.chosen, run.met, warning = choose(ok, run.max_drop, explicit)
     if warning:
         run.warnings.append(warning)
@@ -587,6 +600,30 @@ def say_slower(run: Run) -> None:
             run.warnings.append(
                 f"{c.name} is slower than fp32 on {run.runtime} here ({_times(c, base)})"
             )
+
+
+def say_fp16(run: Run) -> None:
+    """No fp16 number passed off as the target's: fp16 compute on a device that is not here
+    is said to be untried, and an fp16 candidate timed on a CPU without fp16 arithmetic is
+    labelled as having run in fp32."""
+    import platform
+
+    from edgekit.deploy.host import host_placement
+    from edgekit.devices import FP16_FLAGS, cpu
+
+    prof = run.prof
+    if "fp16" not in prof.precision and "f16" not in prof.inference_precision:
+        return
+    tried = [c.name for c in run.candidates if c.precision == "fp16" and c.error is None]
+    away = host_placement(prof)[3] if prof.device != "CPU" else None
+    if away:
+        run.warnings.append(f"fp16 compute on the {prof.device_label} was left untried: {away}")
+    if tried and run.measure and not FP16_FLAGS & set(cpu()["isa_features"]):
+        run.warnings.append(
+            f"{', '.join(tried)} was timed on this {platform.machine()} CPU, which has no fp16 "
+            f"arithmetic: {run.runtime} ran it in fp32 (its float16 weights converted at "
+            "load), so its latency is not the target's fp16 speed"
+        )
 
 
 def slow_ops(base: Path, opt: Path, feed: np.ndarray, runtime: str, threads: int) -> dict[str, Any]:

@@ -12,13 +12,16 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekit.vocab import PRECISIONS  # every precision a pass can make, in help-text order
+from edgekit.vocab import INFERENCE_PRECISION_NAMES, PRECISIONS
 
 INT8 = ("int8", "int8-float-fallback")
 # Precisions that need calibration samples.
 CALIBRATED = ("int8", "int8-float-fallback", "int16x8")
+# Precisions that are only a runtime's compute precision for the fp32 model (bf16): no pass
+# makes them; `optimize` compiles the fp32 model in them (`target.inference_precision`).
+COMPUTE_ONLY = tuple(n for n in INFERENCE_PRECISION_NAMES.values() if n not in PRECISIONS)
 # `--quantize`: one precision, "auto" (each the profile allows) or "none" (fp32 only).
-QUANTIZE_CHOICES = ("auto", *(p for p in PRECISIONS if p != "fp32"), "none")
+QUANTIZE_CHOICES = ("auto", *(p for p in PRECISIONS if p != "fp32"), *COMPUTE_ONLY, "none")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,13 @@ from typing import Any
 
 import edgekit.optimize._tools as T
 from edgekit.errors import InputError, UnsupportedModelError
-from edgekit.optimize.passes import QUANTIZE_CHOICES, fine_tunes, in_memory, quantizer_for
+from edgekit.optimize.passes import (
+    COMPUTE_ONLY,
+    QUANTIZE_CHOICES,
+    fine_tunes,
+    in_memory,
+    quantizer_for,
+)
 from edgekit.outputs import atomic_dir, output_lock
 
 
@@ -105,7 +111,8 @@ def optimize(
     first = first_conversion(src_fmt, fmt, bool(prune))
     can_quantize = quantizable(first or src_fmt, fmt)
     check_route(src, prof, quantize, can_quantize)
-    if can_quantize:
+    inference = inference_for(quantize, prof, fmt)
+    if can_quantize and quantize not in COMPUTE_ONLY:
         precisions = precisions_for(quantize, prof, fmt)
     else:
         precisions = ["fp32"]
@@ -137,7 +144,7 @@ def optimize(
             warnings.append(f"the {src_fmt} source was converted first: {conv.path_str}")
         run = run_flow(Run(
             proc, prof, runtime, precisions, data, work, warnings, can_quantize=can_quantize,
-            prune=prune, structured=structured, auto=quantize in (None, "auto"),
+            prune=prune, structured=structured, auto=quantize in (None, "auto"), inference=inference,
             max_drop=max_accuracy_drop, threads=n_threads, epochs=finetune_epochs,
             max_float_layers=max_float_layers, graph_opt=graph_opt, measure=measure, say=say,
         ))  # fmt: skip
@@ -233,7 +240,7 @@ def check_route(src: Any, prof: Any, quantize: str | None, can_quantize: bool) -
             f"profile {prof.name} needs a {fmt} model and edgekit cannot convert {src_fmt} "
             f"to {fmt}; give the {' or '.join(sources)} source."
         )
-    if not can_quantize and quantize not in (None, "none", "fp32"):
+    if not can_quantize and quantize not in (None, "none", "fp32", *COMPUTE_ONLY):
         raise UnsupportedModelError(
             f"{_cannot_quantize(src, fmt)}; give {_sources(fmt)} source, or use --quantize none."
         )
@@ -242,8 +249,7 @@ def check_route(src: Any, prof: Any, quantize: str | None, can_quantize: bool) -
 def precisions_for(quantize: str | None, profile: Any, fmt: str) -> list[str]:
     """The precisions to try: the one asked for, or each the profile allows that the
     format's quantizer makes ("auto"); fp32 alone for "none"."""
-    q = quantizer_for(fmt)
-    supported = q.precisions if q is not None else ("fp32",)
+    supported = _made(fmt)
     asked = quantize or ("auto" if len(profile.precision) > 1 else profile.precision[0])
     if asked not in QUANTIZE_CHOICES and asked not in supported:
         raise InputError(
@@ -251,6 +257,7 @@ def precisions_for(quantize: str | None, profile: Any, fmt: str) -> list[str]:
         )
     if asked == "none":
         return ["fp32"]
+    refuse_unrunnable(asked, profile, supported)
     wanted = list(profile.precision) if asked == "auto" else [asked]
     missing = [p for p in wanted if p not in supported]
     if asked != "auto" and missing:
@@ -259,6 +266,39 @@ def precisions_for(quantize: str | None, profile: Any, fmt: str) -> list[str]:
             f"{asked}; choose from {', '.join(p for p in supported if p != 'fp32')}."
         )
     return [p for p in wanted if p in supported] or ["fp32"]
+
+
+def _made(fmt: str) -> tuple[str, ...]:
+    """The precisions the quantizer of `fmt` models makes (fp32 alone without one)."""
+    q = quantizer_for(fmt)
+    return q.precisions if q is not None else ("fp32",)
+
+
+def refuse_unrunnable(asked: str, profile: Any, supported: tuple[str, ...]) -> None:
+    """A user error for a float precision (fp16, bf16) the profile's target cannot compute
+    in, naming the profile and the precisions it can."""
+    from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
+    compute = [INFERENCE_PRECISION_NAMES[ip] for ip in profile.inference_precision]
+    if asked not in ("fp16", *COMPUTE_ONLY) or asked in (*profile.precision, *compute):
+        return
+    valid = [p for p in profile.precision if p in supported or p == "fp32"] + compute
+    raise UnsupportedModelError(
+        f"profile {profile.name} ({profile.runtime} on {profile.device_label}) cannot run "
+        f"{asked}; choose --quantize from {', '.join([*valid, 'auto', 'none'])}."
+    )
+
+
+def inference_for(quantize: str | None, profile: Any, fmt: str) -> tuple[str, ...]:
+    """The compute precisions (OpenVINO's spelling: bf16, f16) the fp32 model is compiled in
+    as candidates: each the profile lists in auto mode, the one asked for (--quantize
+    bf16), else none."""
+    from edgekit.vocab import INFERENCE_PRECISION_NAMES
+
+    if quantize in COMPUTE_ONLY:
+        refuse_unrunnable(quantize, profile, _made(fmt))
+        return tuple(ip for ip, n in INFERENCE_PRECISION_NAMES.items() if n == quantize)
+    return tuple(profile.inference_precision) if quantize in (None, "auto") else ()
 
 
 def threads_for(threads: int | None, prof: Any) -> tuple[int, str]:
