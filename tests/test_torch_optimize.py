@@ -187,6 +187,32 @@ def test_pt2_bundle_runs_in_a_fresh_venv(rpi4_bundle: Path, digits: dict, tmp_pa
     assert "[4, 1, 8, 8] (the model takes [1, 1, 8, 8])" in errors[0], r.stderr
 
 
+@pytest.mark.slow
+def test_pt2e_failure_falls_back_to_onnx2tf_savedmodel(
+    digits: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx2tf_env: None
+) -> None:
+    """Only when PT2E fails (here made to) is the torch -> ONNX -> SavedModel route taken,
+    its calibration data moved to the NHWC layout onnx2tf gives the model."""
+    from edgekit.errors import UnsupportedModelError
+    from edgekit.model import load
+    from edgekit.optimize import optimize
+    from edgekit.optimize.quantize import tflite_torch
+    from edgekit.verify import compare_outputs, model_precision
+
+    def fails(src: object, *args: object) -> None:
+        raise UnsupportedModelError(f"{src}: litert-torch cannot quantize this model: forced")
+
+    monkeypatch.setattr(tflite_torch, "_pt2e", fails)
+    res = optimize(digits["pt2"], "rpi4", out=tmp_path / "opt", quantize="int8",
+                   calib_data="digits", calib_samples=100, measure=False)  # fmt: skip
+    assert res.report["optimized"]["precision"] == "int8" and res.report["accuracy_drop"] <= 1.0
+    q = load(res.model_path)
+    assert model_precision(q) == "int8" and list(q.signature.inputs[0].shape)[1:] == [8, 8, 1]
+    feeds = [{"x": digits["x"][i : i + 1]} for i in range(1400, 1432)]
+    parity = compare_outputs(load(digits["pt2"]), q, feeds, precision="int8")  # NCHW feeds
+    assert parity.passed, parity.reason
+
+
 def test_precisions_pt2e_cannot_make_are_refused(digits: dict, tmp_path: Path) -> None:
     from edgekit.errors import UnsupportedModelError
     from edgekit.optimize.quantize import quantize
