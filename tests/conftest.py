@@ -71,6 +71,25 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def fresh_venv(requirements: Path, folder: Path) -> str:
+    """The Python of a new venv in `folder` holding only what `requirements` (a bundle's
+    requirements.txt) names; skips when no package index is reachable."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+    py = str(folder / "bin" / "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(requirements)],
+                         capture_output=True, text=True, timeout=900)  # fmt: skip
+    if pip.returncode != 0 and "Could not find a version" in pip.stderr + pip.stdout:
+        pytest.skip(f"no package index reachable: {pip.stderr.strip().splitlines()[-1]}")
+    assert pip.returncode == 0, pip.stderr
+    return py
+
+
+def installed(python: str) -> str:
+    """`pip freeze` of the venv whose interpreter is `python`."""
+    return subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit code 2, one sentence on stderr that contains every fragment, no traceback."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)

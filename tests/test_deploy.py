@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, fresh_venv, installed, run_cli
 
 from edgekit.deploy import (
     check_limits,
@@ -340,21 +340,13 @@ def test_coral_readme_names_the_compiler_command() -> None:
 @pytest.mark.slow
 def test_runner_installs_into_a_fresh_venv(bundle: Path, tmp_path: Path) -> None:
     """Only requirements.txt in a new venv: run.py must work without edgekit or TensorFlow."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    py = venv / "bin" / "python"
-    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", "-r",
-                          str(bundle / "requirements.txt")], capture_output=True, text=True,
-                         timeout=900)  # fmt: skip
-    if pip.returncode != 0 and "Could not find a version" in pip.stderr + pip.stdout:
-        pytest.skip(f"no package index reachable: {pip.stderr.strip().splitlines()[-1]}")
-    assert pip.returncode == 0, pip.stderr
-    r = subprocess.run([str(py), "run.py", "--output", str(tmp_path / "o.npz")], cwd=bundle,
+    py = fresh_venv(bundle / "requirements.txt", tmp_path / "venv")
+    r = subprocess.run([py, "run.py", "--output", str(tmp_path / "o.npz")], cwd=bundle,
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o.npz").is_file()
-    freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True)
-    assert "edgekit" not in freeze.stdout and "tensorflow" not in freeze.stdout
+    freeze = installed(py)
+    assert "edgekit" not in freeze and "tensorflow" not in freeze
 
 
 def test_profile_auto_picks_the_fastest_runnable_profile(

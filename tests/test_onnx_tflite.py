@@ -23,17 +23,23 @@ def _save(graph, path: Path, opset: int = 13) -> Path:
     return path
 
 
-def conv_relu(path: Path) -> Path:
-    """A Conv+Relu image model in ONNX's NCHW layout."""
+def conv_relu(path: Path, channels_last: bool = False) -> Path:
+    """A Conv+Relu image model in ONNX's NCHW layout; `channels_last`: it takes NHWC and
+    transposes it first, as a PyTorch model that permutes its input exports."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
     b = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b")
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+    nodes = [helper.make_node("Conv", ["t" if channels_last else "x", "w", "b"], ["c"],
+                              pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["y"])]  # fmt: skip
+    shape = [1, 3, 16, 16]
+    if channels_last:
+        nodes.insert(0, helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]))
+        shape = [1, 16, 16, 3]
     graph = helper.make_graph(
-        nodes, "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        nodes, "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], [w, b])  # fmt: skip
     return _save(graph, path)
 
@@ -60,6 +66,21 @@ def test_conv_relu_nchw_becomes_nhwc_tflite_verified(tmp_path: Path, onnx2tf_env
     assert list(spec.shape) == [1, 16, 16, 3]  # onnx2tf's output takes NHWC
     assert res.layouts == {spec.name: "nhwc"}
     assert any("takes NHWC" in w for w in res.warnings)
+
+
+def test_nhwc_input_the_graph_transposes_keeps_its_shape(tmp_path: Path, onnx2tf_env: None) -> None:
+    """An input already NHWC (the graph transposes it to NCHW itself) is not transposed
+    again: onnx2tf would read [1, 16, 16, 3] as NCHW and make it [1, 16, 3, 16]."""
+    from edgekit.convert import convert
+    from edgekit.convert.onnx_tflite import channels_last_inputs
+
+    src = conv_relu(tmp_path / "nhwc.onnx", channels_last=True)
+    assert channels_last_inputs(src) == ["x"]
+    assert channels_last_inputs(conv_relu(tmp_path / "nchw.onnx")) == []
+    res = convert(src, "tflite", tmp_path / "nhwc.tflite")
+    assert res.verified and res.parity.max_abs_error < 1e-4
+    (spec,) = res.model.signature.inputs
+    assert list(spec.shape) == [1, 16, 16, 3] and not res.layouts
 
 
 def test_matmul_to_tflite_verified(tmp_path: Path, onnx2tf_env: None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fresh_venv, installed
 
 from edgekit import devices
 from edgekit.bench import benchmark, machine, stats
@@ -112,17 +113,10 @@ def test_bench_refuses_a_tampered_bundle(bundle: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bench_in_a_fresh_venv(bundle: Path, tmp_path: Path) -> None:
     """Only requirements.txt installed: run.py --bench works without edgekit or TensorFlow."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    py = str(venv / "bin" / "python")
-    pip = subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(bundle / "requirements.txt")],
-                         capture_output=True, text=True, timeout=900)  # fmt: skip
-    if pip.returncode != 0 and "Could not find a version" in pip.stderr + pip.stdout:
-        pytest.skip(f"no package index reachable: {pip.stderr.strip().splitlines()[-1]}")
-    assert pip.returncode == 0, pip.stderr
+    py = fresh_venv(bundle / "requirements.txt", tmp_path / "venv")
     r = run_bench(bundle, "--json", "--runs", "30", python=py)
     assert r.returncode == 0, r.stderr
     report = validate_report(json.loads(r.stdout), "run.py --bench --json (fresh venv)")
     assert report["latency_ms"]["n"] >= 30
-    freeze = subprocess.run([py, "-m", "pip", "freeze"], capture_output=True, text=True)
-    assert "edgekit" not in freeze.stdout and "tensorflow" not in freeze.stdout
+    freeze = installed(py)
+    assert "edgekit" not in freeze and "tensorflow" not in freeze

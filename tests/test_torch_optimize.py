@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import fresh_venv, installed, run_cli
+
 torch = pytest.importorskip("torch", reason="the torch extra is not installed (edgekit[torch])")
 pytest.importorskip("litert_torch", reason="litert-torch is not installed (edgekit[torch])")
 
@@ -71,7 +73,6 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_int8_tflite_from_pt2_is_full_int8_and_tracks_pytorch(digits: dict, tmp_path: Path) -> None:
-    from ai_edge_litert.interpreter import Interpreter
 
     from edgekit.optimize import optimize
 
@@ -80,22 +81,40 @@ def test_int8_tflite_from_pt2_is_full_int8_and_tracks_pytorch(digits: dict, tmp_
     rep = res.report
     assert rep["optimized"]["precision"] == "int8", rep["optimized"]
     assert rep["accuracy_drop"] <= 1.0 and rep["meets_budget"], rep["accuracy_drop"]
-    it = Interpreter(str(res.model_path))
-    it.allocate_tensors()
-    (inp,), (out,) = it.get_input_details(), it.get_output_details()
-    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer, I/O included
-    kinds = {t["dtype"] for t in it.get_tensor_details()}
-    assert kinds <= {np.int8, np.int32}, kinds  # no float tensor left
+    assert _full_int8(res.model_path)
     # Independently of edgekit's parity: top-1 on held-out digits within 1 point of PyTorch.
     x, y = digits["x"][1400:], digits["y"][1400:]
-    (scale, zp), (oscale, ozp) = inp["quantization"], out["quantization"]
+    assert float(np.mean(_int8_top1(res.model_path, x) == y)) >= digits["acc"] - 0.01
+
+
+def _full_int8(path: Path) -> bool:
+    """Whether the TFLite file's inputs, outputs and every tensor are integer."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(path))
+    (inp,), (out,) = it.get_input_details(), it.get_output_details()
+    kinds = {t["dtype"] for t in it.get_tensor_details()}
+    return inp["dtype"] == out["dtype"] == np.int8 and kinds <= {np.int8, np.int32}
+
+
+def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zp = detail["quantization"]
+    return np.clip(np.round(x / scale + zp), -128, 127).astype(np.int8)
+
+
+def _int8_top1(path: Path, x: np.ndarray) -> np.ndarray:
+    """The int8 TFLite model's top-1 class of each sample (fed one at a time)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(path))
+    it.allocate_tensors()
+    (inp,), (out,) = it.get_input_details(), it.get_output_details()
     pred = []
     for i in range(len(x)):
-        q = np.clip(np.round(x[i : i + 1] / scale + zp), -128, 127).astype(np.int8)
-        it.set_tensor(inp["index"], q)
+        it.set_tensor(inp["index"], _quantized(x[i : i + 1], inp))
         it.invoke()
-        pred.append(((it.get_tensor(out["index"]).astype(np.float32) - ozp) * oscale).argmax())
-    assert float(np.mean(np.array(pred) == y)) >= digits["acc"] - 0.01
+        pred.append(it.get_tensor(out["index"]).astype(np.float32).argmax())
+    return np.array(pred)
 
 
 @pytest.mark.slow
@@ -111,6 +130,87 @@ def test_pt2e_result_is_checked_against_pytorch(digits: dict, tmp_path: Path) ->
     with pytest.raises(VerificationError, match="does not track PyTorch"):
         check_against_torch(load(digits["untrained"]), made, calib)  # another model: caught
     assert not made.exists()  # and the file that failed is not left behind
+
+
+@pytest.fixture(scope="module")
+def rpi4_bundle(digits: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pt2_rpi4") / "bundle"
+    r = run_cli("deploy", str(digits["pt2"]), "--profile", "rpi4", "--calib-data", "digits",
+                "--no-measure", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_deploy_pt2_to_rpi4_int8(rpi4_bundle: Path, digits: dict) -> None:
+    import json
+
+    manifest = json.loads((rpi4_bundle / "manifest.json").read_text())
+    assert manifest["conversion"]["path"] == ["torch", "tflite"]
+    assert manifest["precision"] == "int8" and _full_int8(rpi4_bundle / "model.tflite")
+    # the bundle's model, not only optimize's, keeps PyTorch's top-1 on held-out digits
+    x, y = digits["x"][1400:], digits["y"][1400:]
+    assert float(np.mean(_int8_top1(rpi4_bundle / "model.tflite", x) == y)) >= digits["acc"] - 0.01
+
+
+@pytest.mark.slow
+def test_pt2_bundle_runs_in_a_fresh_venv(rpi4_bundle: Path, digits: dict, tmp_path: Path) -> None:
+    """Only the bundle's requirements.txt installed: no edgekit, torch or TensorFlow."""
+    import subprocess
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    py = fresh_venv(rpi4_bundle / "requirements.txt", tmp_path / "venv")
+    freeze = installed(py)
+    assert not any(p in freeze for p in ("edgekit", "torch", "tensorflow")), freeze
+    it = Interpreter(str(rpi4_bundle / "model.tflite"))
+    it.allocate_tensors()
+    (inp,), (out,) = it.get_input_details(), it.get_output_details()
+    x = _quantized(digits["x"][1400:1401], inp)
+    np.savez(tmp_path / "in.npz", x)
+    it.set_tensor(inp["index"], x)
+    it.invoke()
+
+    def run(npz: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([py, "run.py", "--input", str(npz), "--output", str(tmp_path / "o.npz")],
+                              cwd=rpi4_bundle, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    r = run(tmp_path / "in.npz")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "o.npz") as got:
+        np.testing.assert_array_equal(next(iter(got.values())), it.get_tensor(out["index"]))
+    # the program was exported at batch 1: a batch of 4 is one sentence, not a traceback
+    np.savez(tmp_path / "batch.npz", np.repeat(x, 4, axis=0))
+    r = run(tmp_path / "batch.npz")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("run.py: error:")]
+    assert len(errors) == 1 and "cannot take input" in errors[0], r.stderr
+    assert "[4, 1, 8, 8] (the model takes [1, 1, 8, 8])" in errors[0], r.stderr
+
+
+@pytest.mark.slow
+def test_pt2e_failure_falls_back_to_onnx2tf_savedmodel(
+    digits: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx2tf_env: None
+) -> None:
+    """Only when PT2E fails (here made to) is the torch -> ONNX -> SavedModel route taken,
+    its calibration data moved to the NHWC layout onnx2tf gives the model."""
+    from edgekit.errors import UnsupportedModelError
+    from edgekit.model import load
+    from edgekit.optimize import optimize
+    from edgekit.optimize.quantize import tflite_torch
+    from edgekit.verify import compare_outputs, model_precision
+
+    def fails(src: object, *args: object) -> None:
+        raise UnsupportedModelError(f"{src}: litert-torch cannot quantize this model: forced")
+
+    monkeypatch.setattr(tflite_torch, "_pt2e", fails)
+    res = optimize(digits["pt2"], "rpi4", out=tmp_path / "opt", quantize="int8",
+                   calib_data="digits", calib_samples=100, measure=False)  # fmt: skip
+    assert res.report["optimized"]["precision"] == "int8" and res.report["accuracy_drop"] <= 1.0
+    q = load(res.model_path)
+    assert model_precision(q) == "int8" and list(q.signature.inputs[0].shape)[1:] == [8, 8, 1]
+    feeds = [{"x": digits["x"][i : i + 1]} for i in range(1400, 1432)]
+    parity = compare_outputs(load(digits["pt2"]), q, feeds, precision="int8")  # NCHW feeds
+    assert parity.passed, parity.reason
 
 
 def test_precisions_pt2e_cannot_make_are_refused(digits: dict, tmp_path: Path) -> None:

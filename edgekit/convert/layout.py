@@ -11,11 +11,17 @@ from edgekit.model import Model
 NCHW_TO_NHWC = (0, 2, 3, 1)
 
 
+def _dims(shape: Any) -> list[Any]:
+    """A shape with every dynamic dimension (None, a symbol such as torch's 's77', or -1)
+    as None: formats name the same unknown batch differently."""
+    return [d if isinstance(d, int) and d >= 0 else None for d in (shape or ())]
+
+
 def input_layouts(src: Model, result: Model) -> dict[str, str]:
     """``{result input name: "nhwc"}`` for each 4-D input that `result` takes transposed."""
     out: dict[str, str] = {}
     for a, b in zip(src.signature.inputs, result.signature.inputs, strict=False):
-        sa, sb = list(a.shape or ()), list(b.shape or ())
+        sa, sb = _dims(a.shape), _dims(b.shape)
         if len(sa) == 4 and sa != sb and [sa[i] for i in NCHW_TO_NHWC] == sb:
             out[b.name] = "nhwc"
     return out

@@ -5,7 +5,8 @@ it runs as a subprocess in the venv `edgekit.tools` manages (created on first us
 The graph is simplified first (`onnx_simplify`): onnx2tf fails on weights computed
 at run time and on old-IR graphs that list initializers as inputs. onnx2tf turns
 NCHW into NHWC, so inputs and outputs of 4-D image models come out transposed; the
-verifier matches layouts by shape.
+verifier matches layouts by shape. An input the graph itself transposes from NHWC keeps
+its shape (`channels_last_inputs`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def onnx2tf(src: Model, opts: EdgeOptions, work: Path) -> Path:
     np.save(work / _SAMPLE, rng.random((20, 128, 128, 3), dtype=np.float32))
     made = work / "out"
     args = ["-i", str(onnx_in), "-o", str(made), "-n"]
+    if keep := channels_last_inputs(onnx_in):
+        args += ["-kat", *keep]
     if opts.input_shapes:
         args += ["-ois", *(f"{k}:{','.join(map(str, v))}" for k, v in opts.input_shapes.items())]
     try:
@@ -77,6 +80,29 @@ def onnx2tf(src: Model, opts: EdgeOptions, work: Path) -> Path:
             f"{src.path}: onnx2tf cannot convert this model: {_why(proc.stdout, proc.stderr)}"
         )
     return made
+
+
+def channels_last_inputs(path: Path) -> list[str]:
+    """The 4-D inputs that the graph itself transposes NHWC -> NCHW before any other use
+    (an image model that takes NHWC, as edgekit's PyTorch recipes do). onnx2tf reads every
+    4-D input as NCHW and would transpose these a second time, so it is told to keep
+    their shape."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    keep = []
+    for inp in graph.input:
+        if inp.name in weights or len(inp.type.tensor_type.shape.dim) != 4:
+            continue
+        users = [n for n in graph.node if inp.name in n.input]
+        perms = [
+            list(a.ints) for n in users if n.op_type == "Transpose" for a in n.attribute
+            if a.name == "perm"
+        ]  # fmt: skip
+        if users and len(perms) == len(users) and all(p == [0, 3, 1, 2] for p in perms):
+            keep.append(inp.name)
+    return keep
 
 
 def _why(stdout: str, stderr: str) -> str:

@@ -186,7 +186,11 @@ def _make_model(
         qdir = work / "optimized"
         qdir.mkdir()
         made.model = (optimizer or default_optimizer)(src, prof, chosen, qdir)
-        made.conversion.update(path=[str(src.format), str(made.model.format)], tools=["optimize"])
+        from edgekit.convert.layout import input_layouts
+
+        # onnx2tf's SavedModel (an ONNX source, or PyTorch when PT2E failed) takes NHWC
+        made.conversion.update(path=[str(src.format), str(made.model.format)], tools=["optimize"],
+                               input_layouts=input_layouts(src, made.model))  # fmt: skip
         made.optimization["passes"].append({"name": "quantize", "precision": chosen})
         report = made.model.__dict__.get("optimize_report")
         made.optimization["optimize"] = report

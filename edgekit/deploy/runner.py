@@ -150,10 +150,19 @@ def open_tflite(model_path: str, feeds: list[np.ndarray], manifest: dict[str, An
             except ImportError:
                 fail("no TFLite interpreter; run: pip install -r requirements.txt")
     interp = Interpreter(model_path=model_path, num_threads=threads)
+    resized = []
     for d, x in zip(interp.get_input_details(), feeds):  # noqa: B905
         if tuple(d["shape"]) != tuple(x.shape):
+            resized.append(f"{d['name']} {list(x.shape)} (the model takes {d['shape'].tolist()})")
             interp.resize_tensor_input(d["index"], list(x.shape))
-    interp.allocate_tensors()
+    try:
+        interp.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        if not resized:
+            raise
+        # a model exported at a fixed shape (a PT2E int8 .pt2 is) cannot be resized
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"the model cannot take input {', '.join(resized)}: {first}")
     set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
     pairs = [(d["index"], x) for d, x in zip(interp.get_input_details(), feeds)]  # noqa: B905
     outs = [d["index"] for d in interp.get_output_details()]

@@ -3,7 +3,8 @@ float16, full int8, int16x8).
 
 The TFLite converter quantizes while it converts, so the source is the float Keras
 model (or a SavedModel folder), not a .tflite file; a PyTorch source goes through
-litert-torch's PT2E quantizer instead (`tflite_torch`). Calibration samples reach the
+litert-torch's PT2E quantizer instead (`tflite_torch`), and through the converter on
+onnx2tf's SavedModel of it only when PT2E fails. Calibration samples reach the
 converter as a ``representative_dataset``. Layers kept in float go through the
 QuantizationDebugger's ``denylisted_nodes``, which names them by output tensor, and op
 types through its ``denylisted_ops`` (TFLite's names: HARD_SWISH).
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UnsupportedModelError, first_line
+from edgekit.errors import EdgekitError, UnsupportedModelError, first_line
 from edgekit.optimize.quantize.algorithm import QuantizePass
 from edgekit.optimize.quantize.backend import Calibration, LayerError, QuantBackend, QuantOptions
 
@@ -116,8 +117,20 @@ class TFLiteBackend(QuantBackend):
         from edgekit.optimize.quantize import tflite_torch
 
         if tflite_torch.is_torch(model):
-            return tflite_torch.quantize(model, precision, calib, opts.io_dtype,
-                                         opts.keep_float, out)  # fmt: skip
+            try:
+                return tflite_torch.quantize(model, precision, calib, opts.io_dtype,
+                                             opts.keep_float, out)  # fmt: skip
+            except tflite_torch.PT2EFailed as exc:
+                pt2e_failed = str(exc)  # the TFLite converter on onnx2tf's SavedModel next
+                try:
+                    model, calib = tflite_torch.savedmodel_route(model, calib, out.parent)
+                except EdgekitError as fallback:
+                    raise UnsupportedModelError(
+                        f"{pt2e_failed}; the fallback through ONNX and onnx2tf failed too: "
+                        f"{fallback}"
+                    ) from None
+        else:
+            pt2e_failed = None
         conv = configure(model, precision, calib, opts)
         if (opts.keep_float or opts.keep_float_types) and calib is not None:
             import tensorflow as tf
@@ -137,8 +150,9 @@ class TFLiteBackend(QuantBackend):
                 with _no_export_listing():
                     data = conv.convert()
             except Exception as exc:  # the converter raises many types, all with a message
+                why = f"{pt2e_failed}; then " if pt2e_failed else ""
                 raise UnsupportedModelError(
-                    f"the TFLite converter cannot make a {precision} model: {first_line(exc)}"
+                    f"{why}the TFLite converter cannot make a {precision} model: {first_line(exc)}"
                 ) from None
         out.write_bytes(data)
         return out

@@ -12,7 +12,9 @@ tool environment and two more conversions, each a chance to drift from PyTorch.
 
 The result is checked against PyTorch itself on the calibration samples before it is
 returned: a quantized model that does not track PyTorch's own outputs is an error here,
-not a candidate.
+not a candidate. Only when PT2E fails on a precision it makes (litert-torch cannot
+lower the graph, or its result does not track PyTorch) does the TFLite backend fall back
+to that longer route (`savedmodel_route`).
 """
 
 from __future__ import annotations
@@ -65,10 +67,31 @@ def quantize(model: Any, precision: str, calib: Calibration | None, io_dtype: st
             f"needs {io_dtype} I/O, which edgekit makes only from a Keras or SavedModel source."
         )
     assert calib is not None or PT2E[precision]  # the algorithm wraps it for int8
-    _pt2e(src, PT2E[precision], calib, out)
-    if calib is not None:
-        check_against_torch(src, out, calib)
+    try:
+        _pt2e(src, PT2E[precision], calib, out)
+        if calib is not None:
+            check_against_torch(src, out, calib)
+    except (UnsupportedModelError, VerificationError) as exc:
+        raise PT2EFailed(str(exc)) from None
     return out
+
+
+class PT2EFailed(EdgekitError):
+    """PT2E could not make a precision it makes for this model (the fallback's cue);
+    its message is the failure's one sentence."""
+
+
+def savedmodel_route(src: Any, calib: Calibration | None, work: Path) -> tuple[Path, Any]:
+    """The fallback's source: `src` as a SavedModel (torch -> ONNX -> onnx2tf, verified
+    by `edgekit.convert`) and the calibration samples in the layout it takes (onnx2tf
+    turns NCHW image inputs into NHWC)."""
+    from edgekit.convert import convert
+    from edgekit.convert.layout import NCHW_TO_NHWC
+
+    res = convert(src, "savedmodel", work / "pt2e-fallback-savedmodel")
+    if calib is not None and res.layouts:
+        calib = Calibration(calib.x.transpose(NCHW_TO_NHWC))
+    return Path(res.model.path), calib
 
 
 def _pt2e(src: Any, dynamic: bool, calib: Calibration | None, out: Path) -> None:
