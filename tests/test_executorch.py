@@ -107,6 +107,7 @@ def test_bundle_runner_runs_the_pte_on_executorch(pt2: Path, tmp_path: Path) -> 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "executorch" and manifest["model"]["entry"] == "model.pte"
     assert "executorch" in (out / "requirements.txt").read_text()
+    assert "## ExecuTorch in an app" in (out / "README.md").read_text()
     run = subprocess.run([sys.executable, "run.py", "--bench", "--runs", "5", "--warmup", "1",
                           "--json"], cwd=out, capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
