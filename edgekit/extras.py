@@ -29,6 +29,7 @@ EXTRAS: dict[str, str] = {
     "torch": "torch",
     "onnxscript": "torch",
     "litert_torch": "torch",
+    "executorch": "executorch",
 }
 
 

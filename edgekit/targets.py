@@ -22,6 +22,13 @@ _OWN_RUNTIME_FIGURES = {
     "tflite-micro": "op support, tensor arena (TFLM's planner), outputs (reference kernels)",
 }
 
+# Runtimes whose own C++ runs here as on the target, with this host's kernels: what that
+# makes exact, and whose the times are (on the target's arch they are the target's).
+_SAME_RUNTIME_FIGURES = {
+    "executorch": ("program loading, XNNPACK delegation, outputs",
+                   "host (ExecuTorch XNNPACK on this CPU, not the device's time)"),
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class TargetSupport:
@@ -69,6 +76,10 @@ def target_support(profile: Profile, machine_arch: str | None = None) -> TargetS
     elif arch == profile.arch and profile.device == "CPU":
         runtime, timing = f"real ({name} on {arch} CPU)", "target"
         own.append("latency, outputs")
+    elif name in _SAME_RUNTIME_FIGURES:
+        figures, timing = _SAME_RUNTIME_FIGURES[name]
+        runtime = f"real ({name}, the target's runtime, on this {arch} CPU)"
+        own.append(figures)
     else:
         runtime = f"host stand-in ({name} on this {arch} CPU)"
         timing = "host only"

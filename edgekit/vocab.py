@@ -37,12 +37,14 @@ class Format(StrEnum):
     ONNX = "onnx"
     OPENVINO = "openvino"
     TORCH = "torch"  # .pt2 ExportedPrograms and TorchScript archives
+    EXECUTORCH = "executorch"  # .pte programs (ExecuTorch's flatbuffer)
 
 
 FORMAT_NAMES = [f.value for f in Format]
 
 # The formats a profile may name as its target: the ones a runtime on a device loads.
-PROFILE_FORMATS = (Format.TFLITE.value, Format.ONNX.value, Format.OPENVINO.value)
+PROFILE_FORMATS = (Format.TFLITE.value, Format.ONNX.value, Format.OPENVINO.value,
+                   Format.EXECUTORCH.value)  # fmt: skip
 
 
 class Precision(StrEnum):
@@ -113,6 +115,7 @@ RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
     "openvino": ("openvino", "onnx", "tflite", "savedmodel"),
     "tflite-micro": ("tflite",),
     "torch": ("torch",),
+    "executorch": ("executorch",),
     # References run a model in its own framework for parity checks; no profile names them.
     "keras": ("keras",),
     "tensorflow": ("savedmodel",),

@@ -16,6 +16,7 @@ EXPECTED = {
         "openvino": True,
         "tflite-micro": True,
         "torch": False,
+        "executorch": False,
     },
     "micro_speech_quantized.tflite": {
         "litert": True,
@@ -23,6 +24,7 @@ EXPECTED = {
         "openvino": True,
         "tflite-micro": True,
         "torch": False,
+        "executorch": False,
     },
     "person_detect.tflite": {
         "litert": False,
@@ -30,6 +32,7 @@ EXPECTED = {
         "openvino": False,
         "tflite-micro": True,
         "torch": False,
+        "executorch": False,
     },
     "trained_lstm.tflite": {
         "litert": True,
@@ -37,6 +40,7 @@ EXPECTED = {
         "openvino": False,
         "tflite-micro": True,
         "torch": False,
+        "executorch": False,
     },
     "light_squeezenet.onnx": {
         "litert": False,
@@ -44,6 +48,7 @@ EXPECTED = {
         "openvino": True,
         "tflite-micro": False,
         "torch": False,
+        "executorch": False,
     },
     "light_resnet50.onnx": {
         "litert": False,
@@ -51,6 +56,7 @@ EXPECTED = {
         "openvino": True,
         "tflite-micro": False,
         "torch": False,
+        "executorch": False,
     },
 }
 

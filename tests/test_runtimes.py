@@ -143,7 +143,14 @@ def test_every_format_opens_a_session_and_references_are_not_targets(tiny_models
         target_runtimes,
     )
 
-    assert target_runtimes() == ["litert", "onnxruntime", "openvino", "tflite-micro", "torch"]
+    assert target_runtimes() == [
+        "litert",
+        "onnxruntime",
+        "openvino",
+        "tflite-micro",
+        "torch",
+        "executorch",
+    ]
     assert {"keras", "tensorflow", "onnx-reference"} <= set(REFERENCE_RUNTIMES)
     assert all(get_runtime(n).reference_only for n in REFERENCE_RUNTIMES)
     assert not any(get_runtime(n).reference_only for n in target_runtimes())

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, run_cli
 
 from edgekit.compilers import find_tool
@@ -26,6 +27,17 @@ def test_microcontroller_runtime_is_the_targets_own() -> None:
         assert "tensor arena" in row.own_figures
     else:
         assert row.runtime.startswith("tflite-micro not installed") and row.timing == "none"
+
+
+@pytest.mark.parametrize("name", ["android-arm64-executorch", "rpi5-executorch"])
+def test_executorch_runtime_is_real_and_its_times_the_hosts(name: str) -> None:
+    row = target_support(load_profile(name), "x86_64")
+    if get_runtime("executorch").available():
+        assert row.runtime.startswith("real (executorch, the target's runtime")
+        assert row.timing.startswith("host") and "not the device's" in row.timing
+    else:
+        assert row.runtime.startswith("executorch not installed")
+    assert target_support(load_profile(name), "aarch64").timing == "target"
 
 
 def test_ethos_u_compile_is_real_only_with_vela() -> None:

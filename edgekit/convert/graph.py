@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from edgekit.model import Model
 
 # What each target format's output looks like on disk: a file suffix, or "" for a folder.
-SUFFIX = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
+SUFFIX = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml",
+          "executorch": ".pte"}  # fmt: skip
 TARGETS = tuple(SUFFIX)
 
 
@@ -74,6 +75,7 @@ EDGES: tuple[Edge, ...] = (
     Edge("torch", "onnx", "torch.onnx (TorchScript)", "torch_onnx:run_torchscript", "torch"),
     Edge("torch", "tflite", "litert-torch", "torch_tflite", "litert-torch"),
     Edge("torch", "openvino", "OpenVINO PyTorch frontend", "torch_openvino", "openvino"),
+    Edge("torch", "executorch", "ExecuTorch XNNPACK", "torch_executorch", "executorch"),
     Edge("onnx", "onnx", "onnxslim", "onnx_simplify", "onnxslim"),
 )
 

@@ -66,9 +66,22 @@ def _tflite_micro_section(entry: str) -> list[str]:
     ]
 
 
+def _executorch_section(entry: str) -> list[str]:
+    return [
+        "## ExecuTorch in an app",
+        "",
+        f"`{entry}` is an ExecuTorch program lowered to XNNPACK. On Android, load it with",
+        "ExecuTorch's `Module.load(path)` from the `executorch-android` library; in C++, with",
+        "`executorch::extension::Module` linked against the XNNPACK backend. Its inputs and",
+        "outputs are the manifest's signature, in order (a program keeps no tensor names).",
+        "",
+    ]
+
+
 # Profile runtimes whose target needs a step of its own after the bundle is copied over.
 _RUNTIME_SECTIONS: dict[str, Callable[[str], list[str]]] = {
     "tflite-micro": _tflite_micro_section,
+    "executorch": _executorch_section,
 }
 
 

@@ -241,11 +241,35 @@ def open_openvino(model_path: str, feeds: list[np.ndarray], manifest: dict[str, 
                  "openvino", ran)  # fmt: skip
 
 
+def open_executorch(model_path: str, feeds: list[np.ndarray], manifest: dict[str, Any],
+                    threads: int | None) -> Bound:  # fmt: skip
+    """ExecuTorch's runtime (its XNNPACK backend is in the wheel) on the program's forward."""
+    try:
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+    except ImportError:
+        fail("executorch is not installed; run: pip install -r requirements.txt")
+    if threads:
+        portable_lib._unsafe_reset_threadpool(int(threads))  # XNNPACK's threads, process-wide
+    program = Runtime.get().load_program(model_path)
+    method = program.load_method("forward")
+    args = [torch.from_numpy(np.ascontiguousarray(x)) for x in feeds]
+    execute = method.execute
+
+    def call(_program: Any = program) -> Any:  # holds the program: its method needs it
+        return execute(args)
+
+    region = "method.execute on pre-built torch tensors (outputs read as numpy views after)"
+    return Bound(call, lambda res: [o.numpy() for o in res], region, "executorch")
+
+
 # The bundle's model format -> the function that loads it and binds its inputs.
 RUNTIMES: dict[str, Callable[[str, list[np.ndarray], dict[str, Any], Any], Bound]] = {
     "tflite": open_tflite,
     "onnx": open_onnx,
     "openvino": open_openvino,
+    "executorch": open_executorch,
 }
 
 

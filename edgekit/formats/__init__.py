@@ -26,6 +26,7 @@ __all__ = ["READERS", "FormatReader", "ModelInfo", "detect_format", "reader_for"
 # checks (magic bytes, archive layout, XML root) first, ONNX's protobuf parse last.
 READERS: dict[str, str] = {
     "tflite": "edgekit.formats.tflite:TFLiteReader",
+    "executorch": "edgekit.formats.executorch:ExecuTorchReader",
     "torch": "edgekit.formats.torch:TorchReader",  # before keras: it names a refused pickle
     "keras": "edgekit.formats.keras:KerasReader",
     "savedmodel": "edgekit.formats.savedmodel:SavedModelReader",
@@ -63,5 +64,5 @@ def detect_format(path: str | os.PathLike) -> tuple[Format, list[Path]]:
     raise ModelError(
         f"{p}: not a model edgekit recognizes (expected a TFLite flatbuffer, an ONNX protobuf, "
         "an OpenVINO IR .xml with its .bin, a SavedModel folder, a .keras/.h5 file, or a "
-        "PyTorch .pt2 or TorchScript archive); the file may be corrupt or truncated"
+        "PyTorch .pt2 or TorchScript archive, or an ExecuTorch .pte program); the file may be corrupt or truncated"
     )

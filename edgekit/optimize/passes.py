@@ -74,6 +74,10 @@ PASSES: dict[str, PassInfo] = {
                  ("keras", "savedmodel", "torch"), "tflite", "quantize", PRECISIONS,
                  summary="TFLite converter post-training quantization (PyTorch: litert-torch "
                  "PT2E)", modules=("tensorflow",)),
+        PassInfo("quant_executorch", "edgekit.optimize.quantize.executorch:ExecuTorchQuantize",
+                 ("torch",), "executorch", "quantize", ("int8", "fp32"),
+                 summary="PT2E with ExecuTorch's XNNPACK quantizer, lowered to XNNPACK",
+                 modules=("executorch",)),
         PassInfo("quant_onnx", "edgekit.optimize.quantize.onnx:ONNXQuantize",
                  ("onnx",), "onnx", "quantize", PRECISIONS,
                  summary="ONNX Runtime dynamic / static QDQ / QOperator quantization",

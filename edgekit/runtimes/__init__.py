@@ -26,6 +26,7 @@ RUNTIMES: dict[str, str] = {
     "openvino": "edgekit.runtimes.openvino:OpenVINO",
     "tflite-micro": "edgekit.runtimes.tflite_micro:TFLiteMicro",
     "torch": "edgekit.runtimes.torch:Torch",
+    "executorch": "edgekit.runtimes.executorch:ExecuTorch",
 }
 
 # Runtimes that check results and are never deployed on, listed as targets or benchmarked.
@@ -42,6 +43,7 @@ DEFAULT_RUNTIME = {
     "openvino": "openvino",
     "savedmodel": "openvino",
     "torch": "torch",
+    "executorch": "executorch",
 }
 
 # The runtime a format's own framework runs it on: what its conversions are checked against.

@@ -112,18 +112,13 @@ def _pt2e(src: Any, dynamic: bool, calib: Calibration | None, out: Path) -> None
             import litert_torch
             from litert_torch.quantize import pt2e_quantizer as pq
             from litert_torch.quantize.quant_config import QuantConfig
-            from torchao.quantization.pt2e import quantize_pt2e
 
             module = program_module(exported(src, shapes or None))
             # A static shape export again: PT2E annotates the graph of one fixed shape.
             graph = torch.export.export(module, args).module()
             config = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
             quantizer = pq.PT2EQuantizer().set_global(config)
-            graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
-            with torch.no_grad():
-                for x in calib.samples() if calib is not None else [a.numpy() for a in args]:
-                    graph(torch.from_numpy(x))
-            graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+            graph = calibrate_pt2e(graph, quantizer, calib, args, fold_quantize=False)
             edge = litert_torch.convert(graph, args,
                                         quant_config=QuantConfig(pt2e_quantizer=quantizer))  # fmt: skip
             edge.export(str(out))
@@ -135,8 +130,24 @@ def _pt2e(src: Any, dynamic: bool, calib: Calibration | None, out: Path) -> None
         ) from None
 
 
-def check_against_torch(src: Any, out: Path, calib: Calibration, count: int = 32) -> None:
-    """VerificationError unless the TFLite file tracks PyTorch's own outputs on the
+def calibrate_pt2e(graph: Any, quantizer: Any, calib: Calibration | None, args: tuple,
+                   fold_quantize: bool = True) -> Any:  # fmt: skip
+    """`graph` (a static-shape export's module) annotated by `quantizer`, its observers run
+    on each calibration sample (on `args` when there are none: dynamic ranges), converted
+    to quantize/dequantize pairs: PT2E's prepare, calibrate, convert."""
+    import torch
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for x in calib.samples() if calib is not None else [a.numpy() for a in args]:
+            graph(torch.from_numpy(x))
+    return quantize_pt2e.convert_pt2e(graph, fold_quantize=fold_quantize)
+
+
+def check_against_torch(src: Any, out: Path, calib: Calibration, count: int = 32,
+                        kind: str = "TFLite") -> None:  # fmt: skip
+    """VerificationError unless the `kind` file at `out` tracks PyTorch's own outputs on the
     calibration samples (int8 tolerance: direction and top-1, as `edgekit.verify` judges)."""
     from edgekit.model import load
     from edgekit.verify import compare_outputs
@@ -147,6 +158,6 @@ def check_against_torch(src: Any, out: Path, calib: Calibration, count: int = 32
     if not parity.passed:
         out.unlink(missing_ok=True)
         raise VerificationError(
-            f"{src.path.name}: the PT2E int8 TFLite model does not track PyTorch on the "
+            f"{src.path.name}: the PT2E int8 {kind} model does not track PyTorch on the "
             f"calibration samples: {parity.reason}"
         )
