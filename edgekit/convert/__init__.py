@@ -169,7 +169,7 @@ def convert(
     precision: str = "fp32",
     count: int = 4,
     trust_model: bool = False,
-    feeds: Sequence[Mapping[str, Any]] | None = None,
+    feeds: Sequence[Mapping[str, Any]] | str | os.PathLike | None = None,
     channels_last: bool = False,
 ) -> ConversionResult:
     """Convert `model` to format `to`, written at `out` (suffix added when missing).
@@ -181,8 +181,9 @@ def convert(
     (``{"input": (1, 224, 224, 3)}``); `opset` is the ONNX opset for ONNX results.
     `precision` is "fp32" or "fp16" (weights stored in float16 where the target
     format supports it). `feeds`, keyed by the source's input names, are the inputs
-    verification runs on (the user's own samples); when None, `count` are generated
-    from the signature. `channels_last` makes a PyTorch model's 4-D inputs and outputs
+    verification runs on (the user's own samples), or a .npz holding them (one array
+    per input, optionally with a leading sample axis: `edgekit.bench.inputs.load_npz`);
+    when None, `count` are generated from the signature. `channels_last` makes a PyTorch model's 4-D inputs and outputs
     NHWC in a TFLite result (litert-torch). Raises UnsupportedModelError naming every path's reason
     when none converts, VerificationError when some converted but none matched.
     """
@@ -210,6 +211,10 @@ def convert(
     if dest.resolve() in {p.resolve() for p in src.files} or dest.resolve() == src.path.resolve():
         raise InputError(f"{dest}: is the source model; choose another --out")
     opts = EdgeOptions(dict(input_shapes or {}), opset, precision, channels_last)
+    if feeds is not None:
+        if not verify:
+            raise InputError("samples given to verify on (--input) cannot go with --no-verify")
+        feeds = _user_feeds(src, feeds)
 
     attempts: list[Attempt] = []
     notes: list[str] = []
@@ -283,6 +288,21 @@ def convert(
         raise UnsupportedModelError(
             f"{src.path}: cannot convert to {to}: {tried}; {_next_step(src, to, opts)}"
         )
+
+
+def _user_feeds(
+    src: Model, feeds: Sequence[Mapping[str, Any]] | str | os.PathLike
+) -> list[dict[str, Any]]:
+    """The user's samples checked against the source's inputs before anything converts, so a
+    wrong name, shape or dtype is one sentence rather than "the source does not run"."""
+    from edgekit.bench.inputs import load_npz
+    from edgekit.runtimes.base import check_feeds
+
+    if isinstance(feeds, (str, os.PathLike)):
+        feeds = load_npz(feeds, src.signature, model_path=src.path)
+    if not feeds:
+        raise InputError("feeds is an empty list of samples")
+    return [check_feeds(src.signature, f, src) for f in feeds]
 
 
 def _next_step(src: Model, to: str, opts: EdgeOptions, verified: bool = False) -> str:
@@ -367,7 +387,7 @@ def _check(
         else:
             note = ("source is float64 and the target computes float32: on generated inputs it "
                     "is held to float64's bound, since only real data says whether its values "
-                    "stay within float32's range; verify on samples of your data (feeds=) to "
+                    "stay within float32's range; verify on samples of your data (--input FILE.npz, or feeds=) to "
                     "compare at float32 tolerance, or pass --tolerance to accept the error")  # fmt: skip
     try:
         try:
