@@ -73,3 +73,24 @@ def test_a_float64_model_verifies_at_float32_on_the_users_samples(
     assert res["parity"]["passed"] and res["parity"]["n_samples"] == 3, res["parity"]
     assert res["parity"]["precision"] == "fp32" and res["parity"]["max_abs_error"] > 1e-9
     assert FP64_AS_FP32 in res["warnings"]
+
+
+@pytest.mark.slow
+def test_a_float64_model_to_tflite_says_its_inputs_became_float32(
+    double: Path, tmp_path: Path
+) -> None:
+    """TFLite has no float64 arithmetic: the .tflite takes float32, which the result says,
+    and runs on the user's samples cast as it says (about a minute: the converters run)."""
+    pytest.importorskip("tensorflow")
+    from edgekit.convert import convert
+    from edgekit.runtimes import open_session
+
+    x = np.linspace(-3.7, 5.3, 6).reshape(2, 3)
+    npz = tmp_path / "x.npz"
+    np.savez(npz, x=x)
+    res = convert(double, "tflite", tmp_path / "d.tflite", feeds=npz)
+    assert res.verified
+    assert any("'x': float64 in the source, float32 in the result" in w for w in res.warnings)
+    with open_session(res.model) as sess:
+        (y,) = sess.run({sess.signature.inputs[0].name: x.astype(np.float32)}).values()
+    np.testing.assert_allclose(y, x * [1.1, 2.2, 3.3], rtol=1e-6)

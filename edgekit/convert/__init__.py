@@ -268,6 +268,7 @@ def convert(
                     if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
                         notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
                                      f"by {' and '.join(tools)}")  # fmt: skip
+                notes += _dtype_notes(src, final, tools)
                 layouts = input_layouts(src, final)
                 notes += layout_notes(src, final, layouts)
                 if reference is not None and reference.notes:
@@ -288,6 +289,21 @@ def convert(
         raise UnsupportedModelError(
             f"{src.path}: cannot convert to {to}: {tried}; {_next_step(src, to, opts)}"
         )
+
+
+def _dtype_notes(src: Model, final: Model, tools: list[str]) -> list[str]:
+    """A note per input whose dtype the converters changed (a float64 source may become a
+    float32 .tflite): verification casts the samples, but the user's own code must too."""
+    from edgekit.verify import match_inputs
+
+    order = match_inputs(src.signature, final.signature)
+    notes = []
+    for t, j in zip(final.signature.inputs, order, strict=True):
+        a = src.signature.inputs[j]
+        if a.dtype != t.dtype:
+            notes.append(f"input '{a.name}': {a.dtype} in the source, {t.dtype} in the result "
+                         f"({' and '.join(tools)}); cast samples to {t.dtype} to run it")  # fmt: skip
+    return notes
 
 
 def _user_feeds(
