@@ -246,8 +246,8 @@ def convert(
                     if ref_error is not None:
                         attempts.append(Attempt(formats, tools, True))
                         raise VerificationError(
-                            f"{src.path}: converted to {to} via {path_str(path)}, but the source "
-                            f"itself does not run here ({ref_error}), so the result cannot be "
+                            f"{src.path}: converted to {to} via {path_str(path)} "
+                            f"({', '.join(tools)}), but {ref_error}, so the result cannot be "
                             "verified; pass --no-verify to keep it unverified"
                         )
                     parity, note = _check(src, result, reference, opts, tolerance,
@@ -349,18 +349,21 @@ def _strip(message: str, src: Model) -> str:
 def _reference(
     src: Model, opts: EdgeOptions, count: int, feeds: Sequence[Mapping[str, Any]] | None
 ) -> tuple[Any, str | None]:
-    """The source's outputs on generated inputs (`edgekit.convert.reference`), or why no
-    reference runtime can run the source here."""
+    """The source's outputs on generated inputs (`edgekit.convert.reference`), or why there
+    are none, as a clause: no input can be generated, or no reference runtime runs it here."""
     from edgekit.convert.reference import reference_outputs
     from edgekit.inputs import generate_inputs
 
     if feeds is None:
         shapes = {k: v for k, v in opts.input_shapes.items()}
-        feeds = generate_inputs(src, count=count, seed=0, shapes=shapes)
+        try:
+            feeds = generate_inputs(src, count=count, seed=0, shapes=shapes)
+        except InputError as exc:  # strings: no sample edgekit could make means anything
+            return None, f"verification needs inputs and {_strip(str(exc), src)}"
     try:
         return reference_outputs(src, feeds), None
     except EdgekitError as exc:
-        return None, _strip(str(exc), src)
+        return None, f"the source itself does not run here ({_strip(str(exc), src)})"
 
 
 def _divergence(src: Model, result: Model, reference: Any, tool: str, parity: Any) -> str:
