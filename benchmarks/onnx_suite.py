@@ -162,7 +162,7 @@ def run_edgekit(
     try:
         res = convert(d / "model.onnx", "openvino", work / "ek.xml", feeds=feeds)
     except EdgekitError as exc:
-        return {"outcome": "failed", "why": str(exc)[:400]}
+        return {"outcome": "failed", "why": _refusal(exc)}
     info = res.to_dict()
     extra = {"path": info["path"], "reference": info.get("reference"),
              "verified": info.get("verified", info["parity"] is not None)}  # fmt: skip
@@ -231,7 +231,7 @@ def run_edgekit_tflite(
     try:
         res = convert(d / "model.onnx", "tflite", work / "ek.tflite", feeds=feeds)
     except EdgekitError as exc:
-        return {"outcome": "failed", "why": str(exc)[:400]}
+        return {"outcome": "failed", "why": _refusal(exc)}
     info = res.to_dict()
     return {**_judge_tflite(d, res.model.path, rtol, atol), "path": info["path"],
             "reference": info.get("reference")}  # fmt: skip
@@ -278,6 +278,13 @@ def _child(tool: str, d: Path, rtol: float, atol: float, timeout: float) -> dict
         tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
         return {"outcome": "failed", "why": f"crashed (exit {proc.returncode}): {tail}"}
     return json.loads(lines[-1])
+
+
+def _refusal(exc: BaseException) -> str:
+    """edgekit's refusal, kept whole where short: its start names the path, converter and op,
+    its end the next step (a long one keeps both ends, so the record shows each)."""
+    msg = str(exc)
+    return msg if len(msg) <= 900 else f"{msg[:500]} ... {msg[-400:]}"
 
 
 def _line(exc: BaseException) -> str:
