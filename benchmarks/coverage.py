@@ -17,7 +17,8 @@ Each (model, target) pair ends in one of:
 the source, without edgekit's fallback paths or its TFLite axis repair; pairs the
 converter does not take at all count as failed ("not supported").
 
-Usage: python benchmarks/coverage.py [--json results.json] [--models DIR]
+Usage: python benchmarks/coverage.py [--json results.json] [--models DIR] [--to onnx ...]
+       [--no-recipes]
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=str(ROOT.parent / "shared" / "models"))
     ap.add_argument("--json", default=None, help="write every pair's outcome here")
+    ap.add_argument("--to", nargs="*", choices=TARGETS, default=TARGETS, help="target formats")
+    ap.add_argument("--no-recipes", action="store_true", help="only the models in --models")
     args = ap.parse_args()
 
     from edgekit.model import load
@@ -131,11 +134,12 @@ def main() -> int:
         shared = Path(args.models)
         sources = sorted(p for p in shared.iterdir() if p.suffix in (".tflite", ".onnx")) \
             if shared.is_dir() else []  # fmt: skip
-        sources += build_recipes(tmp)
+        if not args.no_recipes:
+            sources += build_recipes(tmp)
         rows: list[dict[str, Any]] = []
         for path in sources:
             src = load(path)
-            for to in TARGETS:
+            for to in args.to:
                 if str(src.format) == to:
                     continue
                 t0 = time.time()

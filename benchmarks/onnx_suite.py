@@ -8,8 +8,8 @@ f32 inference precision, then compared with the suite's expected outputs:
 
 - "edgekit": ``edgekit.convert.convert(model, "openvino", out)`` (its paths, its
   verification and references), the IR run through edgekit's OpenVINO session;
-- "edgekit-feeds": the same, verified on the suite's own inputs (``convert(feeds=...)``,
-  as a user who passes samples of their data) instead of generated ones;
+- "edgekit-feeds": the same, verified on the suite's own inputs (written to a .npz and
+  passed as ``edgekit convert --input FILE.npz`` does) instead of generated ones;
 - "raw": ``openvino.convert_model`` + ``compile_model(CPU, INFERENCE_PRECISION_HINT=f32)``.
 
 Each result is one of: correct (every output within ``--rtol``/``--atol`` of the
@@ -22,7 +22,8 @@ With ``--to tflite`` the target is TFLite instead, each model converted by
 environment, verified) and by ``onnx2tf -i model.onnx -o out -n`` alone ("onnx2tf"), the
 .tflite run on the suite's inputs through edgekit's TFLite session (inputs and outputs
 moved between channels-first and channels-last where only that fits, as onnx2tf
-transposes them). Each of those jobs runs in a child process under ``--timeout``.
+transposes them); "edgekit-feeds" (``--tools edgekit-feeds``) verifies on the suite's
+inputs as the OpenVINO one does. Each of those jobs runs in a child process under ``--timeout``.
 
 Models run one after another (OpenVINO: in this process); progress is appended to
 ``--json``'s ``.partial`` file so that a crash (a segfault in a framework) or a stop
@@ -133,28 +134,35 @@ def run_raw(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
     return {"outcome": "wrong" if why else "correct", "why": why}
 
 
+def _suite_npz(d: Path, work: Path) -> Path:
+    """The suite's inputs of model `d` as a user's .npz: one array per input name."""
+    from edgekit.model import load
+
+    names = [t.name for t in load(d / "model.onnx").signature.inputs]
+    path = work / "inputs.npz"
+    np.savez(path, **dict(zip(names, load_case(d)[0], strict=True)))
+    return path
+
+
 def run_edgekit(
     d: Path, work: Path, rtol: float, atol: float, own_inputs: bool = False
 ) -> dict[str, Any]:
     """edgekit.convert.convert to openvino; the IR run through edgekit's OpenVINO session.
 
-    With `own_inputs`, verification runs on the suite's inputs (``convert(feeds=...)``, as
-    a user passing their own samples) instead of inputs generated from the signature.
+    With `own_inputs`, verification runs on the suite's inputs, written to a .npz named by
+    input and passed as ``edgekit convert --input FILE.npz`` passes it
+    (``convert(feeds=path)``), instead of inputs generated from the signature.
     """
     from edgekit.convert import convert
     from edgekit.errors import EdgekitError
-    from edgekit.model import load
     from edgekit.runtimes import open_session
 
     inputs, want = load_case(d)
-    feeds = None
-    if own_inputs:
-        names = [t.name for t in load(d / "model.onnx").signature.inputs]
-        feeds = [dict(zip(names, inputs, strict=True))]
+    feeds = _suite_npz(d, work) if own_inputs else None
     try:
         res = convert(d / "model.onnx", "openvino", work / "ek.xml", feeds=feeds)
     except EdgekitError as exc:
-        return {"outcome": "failed", "why": str(exc)[:400]}
+        return {"outcome": "failed", "why": _refusal(exc)}
     info = res.to_dict()
     extra = {"path": info["path"], "reference": info.get("reference"),
              "verified": info.get("verified", info["parity"] is not None)}  # fmt: skip
@@ -211,15 +219,19 @@ def _judge_tflite(d: Path, tflite: Path, rtol: float, atol: float) -> dict[str, 
     return {"outcome": "wrong" if why else "correct", "why": why}
 
 
-def run_edgekit_tflite(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
-    """edgekit.convert.convert to tflite (verified), judged on the suite's data."""
+def run_edgekit_tflite(
+    d: Path, work: Path, rtol: float, atol: float, own_inputs: bool = False
+) -> dict[str, Any]:
+    """edgekit.convert.convert to tflite (verified), judged on the suite's data; with
+    `own_inputs` verified on the suite's inputs as `run_edgekit` does."""
     from edgekit.convert import convert
     from edgekit.errors import EdgekitError
 
+    feeds = _suite_npz(d, work) if own_inputs else None
     try:
-        res = convert(d / "model.onnx", "tflite", work / "ek.tflite")
+        res = convert(d / "model.onnx", "tflite", work / "ek.tflite", feeds=feeds)
     except EdgekitError as exc:
-        return {"outcome": "failed", "why": str(exc)[:400]}
+        return {"outcome": "failed", "why": _refusal(exc)}
     info = res.to_dict()
     return {**_judge_tflite(d, res.model.path, rtol, atol), "path": info["path"],
             "reference": info.get("reference")}  # fmt: skip
@@ -242,7 +254,12 @@ def run_onnx2tf(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]
     return _judge_tflite(d, made[0], rtol, atol)
 
 
-TFLITE_TOOLS = {"edgekit": run_edgekit_tflite, "onnx2tf": run_onnx2tf}
+def run_edgekit_tflite_own_inputs(d: Path, work: Path, rtol: float, atol: float) -> dict[str, Any]:
+    return run_edgekit_tflite(d, work, rtol, atol, own_inputs=True)
+
+
+TFLITE_TOOLS = {"edgekit": run_edgekit_tflite, "edgekit-feeds": run_edgekit_tflite_own_inputs,
+                "onnx2tf": run_onnx2tf}  # fmt: skip
 
 
 def _child(tool: str, d: Path, rtol: float, atol: float, timeout: float) -> dict[str, Any]:
@@ -261,6 +278,13 @@ def _child(tool: str, d: Path, rtol: float, atol: float, timeout: float) -> dict
         tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
         return {"outcome": "failed", "why": f"crashed (exit {proc.returncode}): {tail}"}
     return json.loads(lines[-1])
+
+
+def _refusal(exc: BaseException) -> str:
+    """edgekit's refusal, kept whole where short: its start names the path, converter and op,
+    its end the next step (a long one keeps both ends, so the record shows each)."""
+    msg = str(exc)
+    return msg if len(msg) <= 900 else f"{msg[:500]} ... {msg[-400:]}"
 
 
 def _line(exc: BaseException) -> str:

@@ -25,6 +25,9 @@ opset_option = click.option(
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Fix a dynamic input's shape, e.g. input=1,224,224,3 (repeatable).")  # fmt: skip
 @opset_option
+@click.option("--input", "input_file", type=click.Path(), default=None, metavar="FILE.npz",
+              help="Verify on these samples (one array per input, optionally with a leading "
+              "sample axis) instead of generated inputs.")  # fmt: skip
 @click.option("--channels-last", is_flag=True,
               help="PyTorch to TFLite: take and give 4-D tensors as NHWC on the device.")  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the source.")
@@ -38,6 +41,7 @@ def convert_command(
     out: str,
     input_shapes: tuple[str, ...],
     opset: int | None,
+    input_file: str | None,
     channels_last: bool,
     no_verify: bool,
     tolerance: float | None,
@@ -50,7 +54,7 @@ def convert_command(
     Every result is run against its source on the same inputs; a result that does
     not match counts as a failed path and the next one is tried.
 
-    Example: edgekit convert model.keras --to tflite --out model.tflite
+    Example: edgekit convert model.keras --to tflite --out model.tflite --input samples.npz
     """
     model = resolve_model(model, trust_model, example_input)
     from edgekit.convert import convert
@@ -58,7 +62,7 @@ def convert_command(
 
     res = convert(model, to, out, input_shapes=parse_shapes(input_shapes), opset=opset,
                   verify=not no_verify, tolerance=tolerance, trust_model=trust_model,
-                  channels_last=channels_last)  # fmt: skip
+                  channels_last=channels_last, feeds=input_file)  # fmt: skip
     if as_json:
         from edgekit.cli._common import echo_json
 

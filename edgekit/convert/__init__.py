@@ -169,7 +169,7 @@ def convert(
     precision: str = "fp32",
     count: int = 4,
     trust_model: bool = False,
-    feeds: Sequence[Mapping[str, Any]] | None = None,
+    feeds: Sequence[Mapping[str, Any]] | str | os.PathLike | None = None,
     channels_last: bool = False,
 ) -> ConversionResult:
     """Convert `model` to format `to`, written at `out` (suffix added when missing).
@@ -181,8 +181,9 @@ def convert(
     (``{"input": (1, 224, 224, 3)}``); `opset` is the ONNX opset for ONNX results.
     `precision` is "fp32" or "fp16" (weights stored in float16 where the target
     format supports it). `feeds`, keyed by the source's input names, are the inputs
-    verification runs on (the user's own samples); when None, `count` are generated
-    from the signature. `channels_last` makes a PyTorch model's 4-D inputs and outputs
+    verification runs on (the user's own samples), or a .npz holding them (one array
+    per input, optionally with a leading sample axis: `edgekit.bench.inputs.load_npz`);
+    when None, `count` are generated from the signature. `channels_last` makes a PyTorch model's 4-D inputs and outputs
     NHWC in a TFLite result (litert-torch). Raises UnsupportedModelError naming every path's reason
     when none converts, VerificationError when some converted but none matched.
     """
@@ -210,6 +211,10 @@ def convert(
     if dest.resolve() in {p.resolve() for p in src.files} or dest.resolve() == src.path.resolve():
         raise InputError(f"{dest}: is the source model; choose another --out")
     opts = EdgeOptions(dict(input_shapes or {}), opset, precision, channels_last)
+    if feeds is not None:
+        if not verify:
+            raise InputError("samples given to verify on (--input) cannot go with --no-verify")
+        feeds = _user_feeds(src, feeds)
 
     attempts: list[Attempt] = []
     notes: list[str] = []
@@ -241,8 +246,8 @@ def convert(
                     if ref_error is not None:
                         attempts.append(Attempt(formats, tools, True))
                         raise VerificationError(
-                            f"{src.path}: converted to {to} via {path_str(path)}, but the source "
-                            f"itself does not run here ({ref_error}), so the result cannot be "
+                            f"{src.path}: converted to {to} via {path_str(path)} "
+                            f"({', '.join(tools)}), but {ref_error}, so the result cannot be "
                             "verified; pass --no-verify to keep it unverified"
                         )
                     parity, note = _check(src, result, reference, opts, tolerance,
@@ -263,6 +268,7 @@ def convert(
                     if a.is_dynamic and not b.is_dynamic and not opts.input_shapes:
                         notes.append(f"input '{a.name}': dynamic shape fixed to {list(b.shape or ())} "
                                      f"by {' and '.join(tools)}")  # fmt: skip
+                notes += _dtype_notes(src, final, tools)
                 layouts = input_layouts(src, final)
                 notes += layout_notes(src, final, layouts)
                 if reference is not None and reference.notes:
@@ -283,6 +289,36 @@ def convert(
         raise UnsupportedModelError(
             f"{src.path}: cannot convert to {to}: {tried}; {_next_step(src, to, opts)}"
         )
+
+
+def _dtype_notes(src: Model, final: Model, tools: list[str]) -> list[str]:
+    """A note per input whose dtype the converters changed (a float64 source may become a
+    float32 .tflite): verification casts the samples, but the user's own code must too."""
+    from edgekit.verify import match_inputs
+
+    order = match_inputs(src.signature, final.signature)
+    notes = []
+    for t, j in zip(final.signature.inputs, order, strict=True):
+        a = src.signature.inputs[j]
+        if a.dtype != t.dtype:
+            notes.append(f"input '{a.name}': {a.dtype} in the source, {t.dtype} in the result "
+                         f"({' and '.join(tools)}); cast samples to {t.dtype} to run it")  # fmt: skip
+    return notes
+
+
+def _user_feeds(
+    src: Model, feeds: Sequence[Mapping[str, Any]] | str | os.PathLike
+) -> list[dict[str, Any]]:
+    """The user's samples checked against the source's inputs before anything converts, so a
+    wrong name, shape or dtype is one sentence rather than "the source does not run"."""
+    from edgekit.bench.inputs import load_npz
+    from edgekit.runtimes.base import check_feeds
+
+    if isinstance(feeds, (str, os.PathLike)):
+        feeds = load_npz(feeds, src.signature, model_path=src.path)
+    if not feeds:
+        raise InputError("feeds is an empty list of samples")
+    return [check_feeds(src.signature, f, src) for f in feeds]
 
 
 def _next_step(src: Model, to: str, opts: EdgeOptions, verified: bool = False) -> str:
@@ -313,18 +349,21 @@ def _strip(message: str, src: Model) -> str:
 def _reference(
     src: Model, opts: EdgeOptions, count: int, feeds: Sequence[Mapping[str, Any]] | None
 ) -> tuple[Any, str | None]:
-    """The source's outputs on generated inputs (`edgekit.convert.reference`), or why no
-    reference runtime can run the source here."""
+    """The source's outputs on generated inputs (`edgekit.convert.reference`), or why there
+    are none, as a clause: no input can be generated, or no reference runtime runs it here."""
     from edgekit.convert.reference import reference_outputs
     from edgekit.inputs import generate_inputs
 
     if feeds is None:
         shapes = {k: v for k, v in opts.input_shapes.items()}
-        feeds = generate_inputs(src, count=count, seed=0, shapes=shapes)
+        try:
+            feeds = generate_inputs(src, count=count, seed=0, shapes=shapes)
+        except InputError as exc:  # strings: no sample edgekit could make means anything
+            return None, f"verification needs inputs and {_strip(str(exc), src)}"
     try:
         return reference_outputs(src, feeds), None
     except EdgekitError as exc:
-        return None, _strip(str(exc), src)
+        return None, f"the source itself does not run here ({_strip(str(exc), src)})"
 
 
 def _divergence(src: Model, result: Model, reference: Any, tool: str, parity: Any) -> str:
@@ -367,7 +406,7 @@ def _check(
         else:
             note = ("source is float64 and the target computes float32: on generated inputs it "
                     "is held to float64's bound, since only real data says whether its values "
-                    "stay within float32's range; verify on samples of your data (feeds=) to "
+                    "stay within float32's range; verify on samples of your data (--input FILE.npz, or feeds=) to "
                     "compare at float32 tolerance, or pass --tolerance to accept the error")  # fmt: skip
     try:
         try:

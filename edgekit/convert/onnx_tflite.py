@@ -112,7 +112,16 @@ def _why(stdout: str, stderr: str) -> str:
     from edgekit.convert._common import reason
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", f"{stdout}\n{stderr}")
+    # onnx2tf imports one module per ONNX op: a missing one is an op it does not convert.
+    if m := re.search(r"No module named 'onnx2tf\.ops\.(\w+)'", text):
+        return f"it has no conversion for the ONNX op {m.group(1)}"
+    if m := re.search(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text):
+        return (f"the TensorFlow op {m.group(1)} it makes has no TFLite builtin (and flex ops "
+                "are off)")  # fmt: skip
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if re.search(r"Error|ERROR|error:", ln)]
+    # MLIR's closing "failed while converting: 'main'" names no op; an earlier line does.
+    errors = [ln for ln in lines if re.search(r"Error|ERROR|error:", ln)
+              and "failed while converting" not in ln] or [
+        ln for ln in lines if re.search(r"Error|ERROR|error:", ln)]  # fmt: skip
     pick = errors[-1] if errors else (lines[-1] if lines else "it stopped without a message")
     return reason(RuntimeError(pick))
