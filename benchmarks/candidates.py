@@ -67,13 +67,27 @@ def variants(km, fmt: str, calib, work: Path) -> dict[str, tuple[Path, dict | No
 
 
 def build(key: str, size: int) -> object:
-    """`key`'s keras.applications model, random weights (seed 0), logits out."""
+    """`key`'s keras.applications model, random weights (seed 0), logits out, its batch-norm
+    statistics set from one batch of inputs in the range optimize generates.
+
+    With `weights=None` every batch norm keeps mean 0 and variance 1, and the activations
+    shrink layer after layer: MobileNetV2 at 64x64 outputs about 1e-10, which int8 rounds to
+    0, so no int8 variant could be verified. Real statistics give O(1) logits."""
     import keras
 
     keras.utils.set_random_seed(0)
-    return getattr(keras.applications, MODELS[key])(
+    model = getattr(keras.applications, MODELS[key])(
         weights=None, input_shape=(size, size, 3), classifier_activation=None
     )
+    norms = [m for m in model.layers if isinstance(m, keras.layers.BatchNormalization)]
+    kept = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # the moving statistics become this batch's
+    x = np.random.default_rng(0).uniform(-1, 1, (16, size, size, 3)).astype(np.float32)
+    model(x, training=True)
+    for m, k in zip(norms, kept, strict=True):
+        m.momentum = k
+    return model
 
 
 def optimize_inputs(src: Path, count: int) -> np.ndarray:
