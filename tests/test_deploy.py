@@ -409,7 +409,9 @@ def test_runner_imports_only_numpy_and_runtimes() -> None:
              for a in n.names}  # fmt: skip
     roots |= {n.module.split(".")[0] for n in ast.walk(tree)
               if isinstance(n, ast.ImportFrom) and n.module}  # fmt: skip
-    runtimes = {"ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "openvino"}
+    # ExecuTorch's Python runtime takes torch tensors: torch comes with the executorch wheel
+    runtimes = {"ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "openvino",
+                "executorch", "torch"}  # fmt: skip
     assert roots - runtimes - {"numpy", "__future__"} <= set(sys.stdlib_module_names), roots
     assert "edgekit" not in roots
 
