@@ -136,22 +136,39 @@ def _place(built: Path, fmt: str, dest: Path) -> None:
     replace_files(list(reversed(pairs)))
 
 
+class _FailedBefore(Exception):
+    """A path begins with hops that already failed on an earlier path: said once, not again."""
+
+
 def _run_path(
-    src: Model, path: list[Edge], work: Path, opts: EdgeOptions, cache: dict[tuple, Model]
+    src: Model,
+    path: list[Edge],
+    work: Path,
+    opts: EdgeOptions,
+    cache: dict[tuple, Model],
+    failed: set[tuple],
 ) -> Model:
-    """Run each edge of `path`, reusing results of shared prefixes; returns the final Model."""
+    """Run each edge of `path`, reusing results of shared prefixes; returns the final Model.
+    A prefix that raised before raises `_FailedBefore` (its error is already recorded)."""
     from edgekit.model import load
 
     current = src
     for i, edge in enumerate(path):
         key = tuple((e.src, e.dst, e.tool) for e in path[: i + 1])
+        if key in failed:
+            raise _FailedBefore
         if key in cache:
             current = cache[key]
             continue
         step_dir = Path(tempfile.mkdtemp(prefix="step", dir=work))
         target = step_dir / ("model" + SUFFIX[edge.dst] if SUFFIX[edge.dst] else "saved_model")
         hop_opts = opts if i == len(path) - 1 else EdgeOptions(opts.input_shapes, opts.opset)
-        made = edge.runner()(current, target, hop_opts)
+        try:
+            made = edge.runner()(current, target, hop_opts)
+        except EdgekitError:
+            if i < len(path) - 1:  # an intermediate hop: every longer path through it fails too
+                failed.add(key)
+            raise
         current = load(made, trust_model=src.trust_model)
         cache[key] = current
     return current
@@ -225,12 +242,15 @@ def convert(
     with output_lock(dest):
         work = Path(tempfile.mkdtemp(prefix=".edgekit-convert-", dir=dest.parent))
         cache: dict[tuple, Model] = {}
+        failed: set[tuple] = set()
         try:
             for path in paths:
                 formats = [fmt] + [e.dst for e in path]
                 tools = [e.tool for e in path]
                 try:
-                    result = _run_path(src, path, work, opts, cache)
+                    result = _run_path(src, path, work, opts, cache, failed)
+                except _FailedBefore:
+                    continue
                 except MissingDependencyError as exc:
                     attempts.append(Attempt(formats, tools, False, str(exc), "convert"))
                     continue

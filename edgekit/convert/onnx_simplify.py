@@ -90,6 +90,28 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
         # An asked-for opset is the opset edge's job; this edge would silently ignore it.
         raise UnsupportedModelError(f"{src.path}: onnxslim does not change opsets")
     simplify(src, out, verify=False)
+    if _same_graph(src.path, out):
+        # Every path through this edge would repeat a shorter one on the same graph.
+        out.unlink()
+        raise UnsupportedModelError(
+            f"{src.path}: onnxslim finds nothing to simplify, so the paths through it would "
+            "repeat the direct ones"
+        )
     if opts.precision == "fp16":
         onnx_to_fp16(out, out)
     return out
+
+
+def _same_graph(a: Path, b: Path) -> bool:
+    """Whether onnxslim left the graph as it was: the same IR version, inputs, constants and
+    ops (names may differ; a folded constant or a removed node is a change)."""
+    import onnx
+
+    pa, pb = (onnx.load(str(p), load_external_data=False) for p in (a, b))
+
+    def shape(p: onnx.ModelProto) -> tuple:
+        g = p.graph
+        return (p.ir_version, len(g.input), len(g.initializer),
+                sorted(n.op_type for n in g.node))  # fmt: skip
+
+    return shape(pa) == shape(pb)
