@@ -54,3 +54,26 @@ def test_an_identical_candidate_is_one_x_with_no_warning(tmp_path: Path) -> None
     assert fp32["latency_ms"]["samples_ns"], "each candidate keeps its raw samples"
     assert not any("slower" in w.lower() for w in res.warnings)
     assert "1.00x (1.00-1.00) same" in res.markdown_path.read_text()
+
+
+def test_auto_keeps_the_baseline_when_every_candidate_measured_slower() -> None:
+    """An fp32 candidate re-saved through graph passes can measure slower than the baseline
+    it came from; auto then keeps the baseline, and a tie still goes to the candidate."""
+    from edgekit.optimize.candidates import Candidate, choose
+
+    rng = np.random.default_rng(0)
+
+    def cand(name: str, ms: float) -> Candidate:
+        s = rng.normal(ms * 1e6, ms * 1e4, 200)  # 1% spread, in ns as the harness keeps
+        lat = {"median": float(np.median(s)) / 1e6, "samples_ns": s.tolist()}
+        return Candidate(name, "fp32", latency=lat, meets_budget=True, accuracy_drop=0.0)
+
+    base = cand("baseline fp32", 10.0)
+    slower = cand("fp32", 10.4)
+    assert choose([slower], 1.0, None, base)[0] is base
+    same = cand("fp32", 10.0)
+    assert choose([same], 1.0, None, base)[0] is same
+    faster = cand("int8", 6.0)
+    assert choose([slower, faster], 1.0, None, base)[0] is faster
+    # asked for one precision (--quantize fp32), the baseline does not compete
+    assert choose([slower], 1.0, "fp32", base)[0] is slower

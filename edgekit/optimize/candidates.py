@@ -139,14 +139,20 @@ def fewest_cpu_ops(pool: list[Candidate]) -> list[Candidate]:
 
 
 def choose(
-    ok: list[Candidate], max_drop: float, explicit: str | None
+    ok: list[Candidate], max_drop: float, explicit: str | None, baseline: Candidate | None = None
 ) -> tuple[Candidate, bool, str | None]:
     """(chosen, met the budget, warning): the fastest of those within the budget (of the
-    `explicit` precision asked for, when any meet it), else the smallest drop."""
+    `explicit` precision asked for, when any meet it), else the smallest drop. A `baseline`
+    given (auto mode, nothing pruned) competes last in order: it is chosen only when every
+    candidate within the budget measured slower than it, so auto is never slower than fp32
+    (an fp32 candidate through graph passes that did not pay in the final run included)."""
     meeting = [c for c in ok if c.meets_budget]
     if meeting:
         same = [c for c in meeting if c.precision == explicit] if explicit else []
-        return fastest(fewest_cpu_ops(same or meeting)), True, None
+        pool = fewest_cpu_ops(same or meeting)
+        if baseline is not None and not explicit and baseline.latency is not None:
+            pool = [*pool, baseline]
+        return fastest(pool), True, None
     chosen = min(ok, key=lambda c: (c.accuracy_drop, c.latency_ms or 0.0))
     warning = (
         f"NO candidate meets the accuracy budget of {max_drop:g} points; tried "

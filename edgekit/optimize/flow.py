@@ -558,7 +558,12 @@ def choose_candidate(run: Run) -> None:
         from edgekit.vocab import INFERENCE_PRECISION_NAMES
 
         explicit = INFERENCE_PRECISION_NAMES[run.inference[0]]
-    run.chosen, run.met, warning = choose(ok, run.max_drop, explicit)
+    # The baseline is what the user has already: auto never picks a slower model. It does
+    # not compete where fp32 is not a precision of the target, where a compiler's CPU-op
+    # count (not host latency) decides, or in a pruned run (a smaller model was asked for).
+    competes = "fp32" in run.precisions and run.prof.compiler is None and not run.prune
+    base = run.base if run.auto and run.measure and competes else None
+    run.chosen, run.met, warning = choose(ok, run.max_drop, explicit, base)
     if warning:
         run.warnings.append(warning)
     for c in run.candidates:
