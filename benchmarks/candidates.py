@@ -79,15 +79,77 @@ def build(key: str, size: int) -> object:
     model = getattr(keras.applications, MODELS[key])(
         weights=None, input_shape=(size, size, 3), classifier_activation=None
     )
+    x = np.random.default_rng(0).uniform(-1, 1, (16, size, size, 3)).astype(np.float32)
+    _norm_stats(model, x)
+    return model
+
+
+def _norm_stats(model, x: np.ndarray) -> None:
+    """Set every batch norm's moving statistics to those of the batch `x`."""
+    import keras
+
     norms = [m for m in model.layers if isinstance(m, keras.layers.BatchNormalization)]
     kept = [m.momentum for m in norms]
     for m in norms:
         m.momentum = 0.0  # the moving statistics become this batch's
-    x = np.random.default_rng(0).uniform(-1, 1, (16, size, size, 3)).astype(np.float32)
     model(x, training=True)
     for m, k in zip(norms, kept, strict=True):
         m.momentum = k
-    return model
+
+
+def digits_npz(size: int, cache: Path) -> Path:
+    """scikit-learn's digits as `size`x`size`x3 images in [-1, 1] (bilinear upsampling of
+    the 8x8 originals), split 80/20 with seed 0 into x, y and x_test, y_test."""
+    path = cache / f"digits-{size}.npz"
+    if path.exists():
+        return path
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    order = np.random.default_rng(0).permutation(len(d.target))
+    x = d.images[order].astype(np.float32)[..., None] / 16.0
+    x = tf.image.resize(x, (size, size), method="bilinear").numpy()
+    x = np.repeat(x, 3, axis=-1) * 2.0 - 1.0
+    y = d.target[order].astype(np.int64)
+    n = int(0.8 * len(y))
+    cache.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(".part.npz")
+    np.savez(part, x=x[:n], y=y[:n], x_test=x[n:], y_test=y[n:])
+    part.rename(path)
+    return path
+
+
+def trained(key: str, size: int, cache: Path, epochs: int = 2) -> tuple[object, Path]:
+    """`key`'s keras.applications architecture (`weights=None`, 10 classes, logits out, no
+    built-in input scaling: it is fed [-1, 1]) trained `epochs` on `digits_npz`, and that
+    npz. A random-weight model's 1000 logits are near-tied, so top-1 flips under any
+    rounding and no accuracy budget means anything; a few epochs on digits give a model
+    whose accuracy int8 can keep or lose. Cached in `cache` (training takes minutes)."""
+    import keras
+
+    data = digits_npz(size, cache)
+    path = cache / f"{key}-{size}-digits.keras"
+    if path.exists():
+        return keras.models.load_model(path), data
+    keras.utils.set_random_seed(0)
+    extra = {} if key == "mobilenetv2" else {"include_preprocessing": False}
+    model = getattr(keras.applications, MODELS[key])(
+        weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None,
+        **extra,
+    )  # fmt: skip
+    with np.load(data) as z:
+        x, y = z["x"], z["y"]
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=2)
+    # Two epochs leave the moving statistics far from the weights' (test accuracy near
+    # chance while training accuracy is high): set them from 256 training samples.
+    _norm_stats(model, x[:256])
+    part = path.with_suffix(".part.keras")
+    model.save(part)
+    part.rename(path)
+    return model, data
 
 
 def optimize_inputs(src: Path, count: int) -> np.ndarray:
