@@ -121,8 +121,8 @@ def digits_npz(size: int, cache: Path) -> Path:
 
 
 def trained(key: str, size: int, cache: Path, epochs: int = 2) -> tuple[object, Path]:
-    """`key`'s keras.applications architecture (`weights=None`, 10 classes, logits out, no
-    built-in input scaling: it is fed [-1, 1]) trained `epochs` on `digits_npz`, and that
+    """`key`'s keras.applications architecture (`weights=None`, 10 classes, logits out, fed
+    [-1, 1]) trained `epochs` on `digits_npz`, and that
     npz. A random-weight model's 1000 logits are near-tied, so top-1 flips under any
     rounding and no accuracy budget means anything; a few epochs on digits give a model
     whose accuracy int8 can keep or lose. Cached in `cache` (training takes minutes)."""
@@ -133,7 +133,9 @@ def trained(key: str, size: int, cache: Path, epochs: int = 2) -> tuple[object, 
     if path.exists():
         return keras.models.load_model(path), data
     keras.utils.set_random_seed(0)
-    extra = {} if key == "mobilenetv2" else {"include_preprocessing": False}
+    # MobileNetV3's built-in scaling expects 0-255; off, it takes [-1, 1] like MobileNetV2.
+    # (EfficientNet's cannot be switched off: it scales [-1, 1] down, and trains anyway.)
+    extra = {"include_preprocessing": False} if key.startswith("mobilenetv3") else {}
     model = getattr(keras.applications, MODELS[key])(
         weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None,
         **extra,
