@@ -103,15 +103,17 @@ def run(src: Model, out: Path, opts: EdgeOptions) -> Path:
 
 
 def _same_graph(a: Path, b: Path) -> bool:
-    """Whether onnxslim left the graph as it was: the same IR version, inputs, constants and
-    ops (names may differ; a folded constant or a removed node is a change)."""
+    """Whether onnxslim left the graph as it was: the same IR version, input and output
+    types and shapes, constants and ops (names may differ, and the shapes it infers for
+    intermediate values are no change; a folded constant, a removed node or a fixed input
+    dimension is)."""
     import onnx
 
     pa, pb = (onnx.load(str(p), load_external_data=False) for p in (a, b))
 
     def shape(p: onnx.ModelProto) -> tuple:
         g = p.graph
-        return (p.ir_version, len(g.input), len(g.initializer),
-                sorted(n.op_type for n in g.node))  # fmt: skip
+        io = [v.type.SerializeToString() for v in (*g.input, *g.output)]
+        return (p.ir_version, io, len(g.initializer), sorted(n.op_type for n in g.node))
 
     return shape(pa) == shape(pb)
