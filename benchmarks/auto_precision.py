@@ -112,11 +112,8 @@ def accuracy(path: Path, options: dict | None, x: np.ndarray, y: np.ndarray, rt:
     from edgekit.runtimes import open_session
 
     spec = load(path).signature.inputs[0]
-    session = open_session(path, rt, threads=1, options=options)
-    try:
+    with open_session(path, rt, threads=1, options=options) as session:
         scores = [next(iter(session.run(f).values())) for f in sample_feeds(x, spec, 1)]
-    finally:
-        getattr(session, "close", lambda: None)()
     return 100.0 * float(np.mean(np.argmax(np.concatenate(scores), axis=-1) == y))
 
 
