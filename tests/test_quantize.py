@@ -189,8 +189,12 @@ class TestONNX(QuantizeTemplate):
         assert ort_backend.cpu_types(opts()) == ("int8", "int8", False)
         # auto mode also measures the other signedness, unless the options fix one
         alt = backend("onnx").alternatives(opts())
-        assert [o.activation_type for _, o in alt] == ["uint8"]
-        assert backend("onnx").alternatives(opts(activation_type="int8")) == []
+        assert [o.activation_type for _, o in alt] == ["uint8", None]
+        # and Percentile calibration, where the profile fixes the types too
+        alt = backend("onnx").alternatives(opts(activation_type="int8"))
+        assert [(o.activation_type, o.calibrate_method) for _, o in alt] == [("int8", "Percentile")]
+        fixed = opts(activation_type="int8", calibrate_method="Entropy")
+        assert backend("onnx").alternatives(fixed) == []
 
 
 class TestOpenVINO(QuantizeTemplate):
