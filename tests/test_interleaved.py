@@ -41,6 +41,27 @@ def test_a_copy_of_the_baseline_is_measured_once_and_is_exactly_one(tmp_path: Pa
     assert other["low"] <= other["latency_ratio"] <= other["high"]
 
 
+def test_openvino_models_are_compiled_min_loads_times(tmp_path: Path) -> None:
+    """One OpenVINO compilation of a graph can run 19% slower than another of the same graph
+    here (benchmarks/ov_same_graph.py): each model is spread over several."""
+    import openvino as ov
+
+    from edgekit.bench.interleaved import measure_interleaved
+    from edgekit.runtimes import get_runtime
+
+    onnx = tiny_onnx(tmp_path / "t.onnx", width=16)
+    ir = tmp_path / "t.xml"
+    ov.save_model(ov.convert_model(str(onnx)), str(ir))
+    x = np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32)
+    loads = get_runtime("openvino").min_loads
+    assert loads > 2
+    (lat,) = measure_interleaved([ir], x, runtime="openvino", threads=1, rounds=2, min_time=0.3)
+    assert lat["runs"] == loads
+    (lat,) = measure_interleaved([onnx], x, runtime="onnxruntime", threads=1, rounds=2,
+                                 min_time=0.2)  # fmt: skip
+    assert lat["runs"] == 2  # the others keep the rounds asked for
+
+
 def test_an_identical_candidate_is_one_x_with_no_warning(tmp_path: Path) -> None:
     from edgekit.optimize import optimize
 

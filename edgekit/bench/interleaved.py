@@ -75,14 +75,18 @@ def measure_interleaved(
     `runtime` and `threads` are one for all or one per model (several runtimes side by
     side: `edgekit.optimize.fastest`). A model with the same bytes, options, runtime and
     threads as an earlier one is not measured again: it gets a copy of that one's statistics.
+    Every round loads (compiles) each model afresh, and there are at least as many rounds
+    as any of the runtimes' `min_loads`, sharing `min_time`.
     """
     from edgekit.bench import benchmark
     from edgekit.bench.stats import QUANTILE_METHOD_NAME, summarize
     from edgekit.model import load
+    from edgekit.runtimes import get_runtime
 
     n = len(paths)
     opts = list(options) if options is not None else [None] * n
     rts = [runtime] * n if isinstance(runtime, str) else list(runtime)
+    rounds = max(rounds, *(get_runtime(rt).min_loads for rt in set(rts)))
     ths = list(threads) if isinstance(threads, Sequence) else [threads] * n
     loaded = [load(p) for p in paths]
     keys = [(m.sha256, repr(sorted((o or {}).items())), rt, th)

@@ -139,6 +139,10 @@ class Runtime(abc.ABC):
     reference_only: ClassVar[bool] = False
     # What `devices()` lists, as `edgekit devices` names it: "devices" or "providers".
     device_key: ClassVar[str] = "devices"
+    # Loads an interleaved measurement spreads each model over, at least: a runtime whose
+    # compiled models run at different speeds from one compilation to the next needs
+    # several, or a ratio follows the compilations it happened to draw.
+    min_loads: ClassVar[int] = 1
 
     module: ClassVar[str]  # the module that must import for the runtime to be available
 
