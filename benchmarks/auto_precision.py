@@ -49,14 +49,20 @@ from benchmarks.optimize import hand_int8  # noqa: E402 - the raw tools, as thei
 PROFILES = {"rpi4": "tflite", "x86-avx2": "onnx", "x86-avx512": "openvino"}
 
 
-def variants(km, rep: dict, pick: Path, calib: np.ndarray, fmt: str, d: Path) -> dict:
-    """{variant: (path, runtime options)} of one model in `fmt`, all made from the same Keras
-    model; auto's pick keeps the runtime options optimize chose (bf16 is an option)."""
+def variants(km, rep: dict, pick: Path, calib: np.ndarray, prof: str, d: Path) -> dict:
+    """{variant: (path, runtime options)} of one model in `prof`'s format, all made from the
+    same Keras model; auto's pick keeps the runtime options optimize chose (bf16 is an
+    option). "int8" is edgekit's quantizer with the profile's settings (what `--quantize
+    int8` makes); where those differ from the backend's defaults for this machine, the
+    defaults are a row of their own."""
     from dataclasses import replace
 
     from edgekit.optimize.flow import convert_fp32
     from edgekit.optimize.quantize import backend, quantize
+    from edgekit.profiles import load_profile
     from edgekit.runtimes import get_runtime
+
+    fmt = PROFILES[prof]
 
     notes: list[str] = []
     onnx_fp32 = convert_fp32(km, "onnx", d / "onnx", notes)
@@ -70,7 +76,11 @@ def variants(km, rep: dict, pick: Path, calib: np.ndarray, fmt: str, d: Path) ->
     out = {"fp32": (fp32, None)}
     if fmt == "openvino":
         out["bf16"] = (fp32, get_runtime("openvino").precision_options("bf16"))
-    out["int8"] = (quantize(src, fmt, "int8", d / f"int8{suffix}", calib), None)
+    settings = backend(fmt).options_for(load_profile(prof))
+    out["int8"] = (quantize(src, fmt, "int8", d / f"int8{suffix}", calib, settings), None)
+    if settings != backend(fmt).Options():
+        host = quantize(src, fmt, "int8", d / f"int8-host{suffix}", calib)
+        out["int8, this machine's defaults"] = (host, None)
     kept = (rep.get("int8_where_it_pays") or {}).get("kept_float") or []
     if kept:
         opts = replace(backend(fmt).Options(), keep_float_types=tuple(kept))
@@ -180,20 +190,18 @@ def main() -> None:
                                max_accuracy_drop=args.max_drop,
                                max_float_layers=args.max_float_layers)  # fmt: skip
                 rep = res.report
-                fmt = PROFILES[prof]
-                paths = variants(km, rep, res.model_path, calib, fmt, Path(tmp) / key / f"v-{prof}")
+                paths = variants(
+                    km, rep, res.model_path, calib, prof, Path(tmp) / key / f"v-{prof}"
+                )
                 rt = rep["measurement"]["runtime"]
                 rows = measure(paths, x_eval[:16], rt, args.rounds)
                 if y_eval is not None:
                     for row in rows:
                         path, opts = paths[row["variant"]]
                         row["accuracy"] = round(accuracy(path, opts, x_eval, y_eval, rt), 2)
-                chosen = next(c for c in rep["candidates"] if c["name"] and
-                              c["kept_float"] == rep["kept_float"] and
-                              c["precision"] == rep["optimized"]["precision"])  # fmt: skip
                 results["rows"].append({
                     "model": key, "profile": prof, "runtime": rt, "variants": rows,
-                    "auto_chose": chosen["name"], "meets_budget": rep["meets_budget"],
+                    "auto_chose": rep["optimized"]["name"], "meets_budget": rep["meets_budget"],
                     "where_it_pays": rep.get("int8_where_it_pays"),
                     "optimize_candidates": [
                         {k: c[k] for k in ("name", "kept_float", "accuracy_drop", "error")}
