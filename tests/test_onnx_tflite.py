@@ -189,3 +189,29 @@ def test_onnx2torch_path_when_onnx2tf_fails(tmp_path: Path) -> None:
     assert res.attempts[0].tools == ["onnx2tf"] and not res.attempts[0].ok
     assert res.parity.max_abs_error < 1e-4
     assert list(res.model.signature.inputs[0].shape) == [1, 3, 16, 16]
+
+
+def test_square_nwc_output_verified_on_the_suites_own_data(
+    tmp_path: Path, onnx2tf_env: None
+) -> None:
+    """ONNX's backend model AvgPool1d_stride (opset 6, which ONNX Runtime refuses) gives a
+    (2, 3, 3) output that fits NCW and NWC alike: onnx2tf's NWC result must be read in the
+    layout nearer the source, and then reproduce the suite's expected output."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit.convert import convert
+    from edgekit.verify import fit_layout, reference_runner
+
+    d = Path(onnx.__file__).parent / "backend/test/data/pytorch-converted/test_AvgPool1d_stride"
+    res = convert(d / "model.onnx", "tflite", tmp_path / "ap.tflite")
+    assert res.verified and res.reference == "onnx-reference", res
+    x, want = (numpy_helper.to_array(onnx.load_tensor(str(d / f"test_data_set_0/{n}.pb")))
+               for n in ("input_0", "output_0"))  # fmt: skip
+    runner = reference_runner(res.model)
+    (spec,) = runner.signature.inputs
+    assert list(spec.shape) == [2, 6, 3]  # onnx2tf takes NWC
+    (got,) = runner.run({spec.name: fit_layout(x, spec.shape)})
+    runner.close()
+    assert got.shape == (2, 3, 3) and not np.allclose(got, want, atol=1e-5)  # NWC as it comes
+    assert np.allclose(np.moveaxis(got, -1, 1), want, atol=1e-5)
