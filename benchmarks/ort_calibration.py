@@ -41,14 +41,10 @@ def main() -> None:
     from edgekit.model import load
     from edgekit.optimize.data import resolve_data
     from edgekit.optimize.flow import convert_fp32
-    from edgekit.optimize.quantize import quantize
-    from edgekit.optimize.quantize.onnx import ONNXOptions
+    from edgekit.optimize.quantize import backend, quantize
     from edgekit.profiles import load_profile
 
-    q = load_profile("x86-avx2").quantization
-    profile = ONNXOptions(per_channel=q.per_channel, quant_format=q.quant_format,
-                          activation_type=q.activation_type, weight_type=q.weight_type,
-                          reduce_range=q.reduce_range)  # fmt: skip
+    profile = backend("onnx").options_for(load_profile("x86-avx2"))
     settings = {
         "x86-avx2 profile (MinMax)": profile,
         "u8u8": replace(profile, weight_type="uint8", reduce_range=False),

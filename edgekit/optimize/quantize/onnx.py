@@ -225,8 +225,8 @@ class ONNXBackend(QuantBackend):
         """Which signedness is faster depends on the CPU and ORT's kernels: the other one
         too, unless the options fix it. And Percentile calibration, whose clipped ranges can
         keep the accuracy MinMax loses under a profile's 7-bit weights (reduce_range): on
-        digits-trained MobileNetV3Large for x86-avx2, MinMax lost 1.11 points, Percentile
-        0.28 at the same speed (benchmarks/README.md, ONNX Runtime's calibration)."""
+        digits-trained MobileNetV3Large for x86-avx2, MinMax lost 1.11 points at 1.77x fp32,
+        Percentile 0.28 at 1.67x (benchmarks/README.md, ONNX Runtime's calibration)."""
         out: list[tuple[str, QuantOptions]] = []
         if options.activation_type is None:
             other = "int8" if cpu_types(options)[0] == "uint8" else "uint8"
